@@ -1,0 +1,63 @@
+"""Callbacks: evaluation, checkpointing and logging live here, not in the training loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .train import Trainer
+
+
+class Callback:
+    """Hooks called by :meth:`ugach_core.train.Trainer.fit`.  ``logs`` is the dict that
+    becomes the round's history entry; callbacks may add keys to it."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None: ...
+
+    def on_pretrain_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None: ...
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: "Trainer") -> None: ...
+
+
+class PrintLogger(Callback):
+    """Prints one line per round (losses, rewards, validation MAP)."""
+
+    def __init__(self, file: Any = None):
+        self.file = file
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        keys = ("d_loss", "g_loss", "reward", "val_map", "test_map_i2t", "test_map_t2i")
+        parts = [f"{k}={logs[k]:.4f}" for k in keys if isinstance(logs.get(k), float)]
+        print(f"round {logs['round']:>3}: " + " ".join(parts), file=self.file, flush=True)
+
+
+class Checkpoint(Callback):
+    """Writes the full training state to ``path`` (atomically) every ``every`` rounds and at
+    the end, so :meth:`Trainer.resume` continues exactly where it stopped.  With
+    ``keep_all=True`` each round also goes to ``<stem>.round<r>.pt``."""
+
+    def __init__(self, path: str | Path, every: int = 1, keep_all: bool = False):
+        self.path, self.every, self.keep_all = Path(path), every, keep_all
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        r = logs["round"]
+        if r % self.every == 0 or r == trainer.cfg.rounds:
+            trainer.save_checkpoint(self.path)
+            if self.keep_all:
+                trainer.save_checkpoint(self.path.with_name(f"{self.path.stem}.round{r}.pt"))
+
+
+class LogTestMAP(Callback):
+    """Adds MAP@all on the *test* protocol to each round's logs (for plots only; model
+    selection never looks at it).  Keys ``test_map_i2t``, ``test_map_t2i``."""
+
+    def __init__(self, every: int = 1):
+        self.every = every
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        if logs["round"] % self.every == 0:
+            res = trainer.evaluate(which="current", topk=None)
+            logs["test_map_i2t"], logs["test_map_t2i"] = res["map_i2t"], res["map_t2i"]

@@ -1,0 +1,180 @@
+"""One frozen configuration dataclass and its named presets.
+
+Every run prints its config first (``print(cfg)``), so a result can always be traced
+back to the exact settings.  Presets:
+
+==============  ==========================================================================
+``paper``       What the authors' released code does (hidden 8192, margin ``l/8``, SGD with
+                batch 1 for D, reward ``sigmoid(f)``, G softmax over the 2 sampled items).
+``paper_text``  The formulas printed in the paper instead: margin ``m = 1``, the ``log D``
+                form of the value function, G softmax over the whole candidate pool.
+``fast``        Batched, vectorised training (Adam, large batches, all queries of a round
+                at once).  Same model and objective family, a small fraction of the time.
+``smoke``       Seconds on a CPU; for tests and the notebooks' ``UGACH_SMOKE=1`` switch.
+==============  ==========================================================================
+
+Derived in chapter 7 ("Presets: paper, paper_text, fast") of the book.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PRESETS = ("paper", "paper_text", "fast", "smoke")
+VALID_BITS_RANGE = (1, 4096)
+
+
+@dataclass(frozen=True)
+class UGACHConfig:
+    """All settings of one UGACH run.
+
+    Attributes mirror the symbols of the paper: ``bits`` is the code length :math:`l`,
+    ``margin`` is :math:`m` (paper) or :math:`\\beta = l/8` (authors' code).
+    """
+
+    preset: str = "fast"
+    bits: int = 32
+    # --- model -----------------------------------------------------------------------
+    hidden: int = 8192  # width of phi_c
+    init_std: float = 0.1  # truncated-normal std of every weight (biases 0), as the authors
+    # --- correlation graph ----------------------------------------------------------
+    k_img: int = 5  # neighbours taken from image space (self included)
+    k_txt: int = 5  # neighbours taken from text space (self included)
+    graph_metric: Literal["euclidean", "cosine"] = "euclidean"
+    feature_norm: Literal["none", "zscore"] = "none"  # raw features (authors) or z-scored
+    # --- objective -------------------------------------------------------------------
+    margin: float = 4.0  # m (paper: 1) or beta = l/8 (code)
+    reward: Literal["sigmoid", "log"] = "sigmoid"  # sigmoid(f) (code) or -log(1-D) (paper)
+    d_loss: Literal["hinge", "log"] = "hinge"  # f (code) or -log(1 - sigmoid(f)) (paper)
+    g_softmax: Literal["sampled", "pool"] = "sampled"  # normaliser of log p_theta
+    reward_baseline: bool = False  # subtract the per-query mean reward (variance reduction)
+    # --- optimisation ------------------------------------------------------------------
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    weight_decay: float = 0.01
+    pretrain_epochs: int = 20
+    pretrain_lr: float = 0.01
+    pretrain_batch: int = 20
+    rounds: int = 30
+    d_epochs: int = 1
+    g_epochs: int = 2
+    d_lr: float = 1e-3
+    g_lr: float = 1e-2
+    d_batch: int = 1  # triplets per D step
+    g_batch: int = 1  # queries per G step
+    pool_fraction: float = 1 / 50  # candidate pool = this fraction of the training set
+    pool_min: int = 20
+    n_samples: int = 2  # G samples (= D negatives) per query and round
+    temperature: float = 1.0  # of G's softmax over -d
+    # --- model selection -------------------------------------------------------------
+    val_fraction: float = 0.1  # held-out training pairs used to pick the best D
+    eval_every: int = 1  # rounds between validations
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = VALID_BITS_RANGE
+        if not isinstance(self.bits, int) or not lo <= self.bits <= hi:
+            raise ValueError(f"bits must be an integer in [{lo}, {hi}], got {self.bits!r}")
+        if self.hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
+        if self.k_img < 0 or self.k_txt < 0 or self.k_img + self.k_txt < 1:
+            raise ValueError("k_img and k_txt must be >= 0 and not both 0")
+        for name in ("reward", "d_loss", "g_softmax", "optimizer", "graph_metric", "feature_norm"):
+            allowed = {
+                "reward": ("sigmoid", "log"),
+                "d_loss": ("hinge", "log"),
+                "g_softmax": ("sampled", "pool"),
+                "optimizer": ("sgd", "adam"),
+                "graph_metric": ("euclidean", "cosine"),
+                "feature_norm": ("none", "zscore"),
+            }[name]
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 0 < self.pool_fraction <= 1:
+            raise ValueError(f"pool_fraction must be in (0, 1], got {self.pool_fraction}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.n_samples < 1:
+            raise ValueError("n_samples must be >= 1")
+
+    def replace(self, **changes: Any) -> "UGACHConfig":
+        """A copy with some fields changed (the config itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "UGACHConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+    def __str__(self) -> str:  # printed at the top of every run
+        items = ", ".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "extra")
+        return f"UGACHConfig({items})"
+
+
+def paper(bits: int = 32) -> UGACHConfig:
+    """The authors' released code: margin ``l/8``, SGD, D batch 1, reward ``sigmoid(f)``."""
+    return UGACHConfig(
+        preset="paper", bits=bits, hidden=8192, margin=bits / 8, reward="sigmoid",
+        d_loss="hinge", g_softmax="sampled", optimizer="sgd", weight_decay=0.01,
+        pretrain_epochs=20, pretrain_lr=0.01, pretrain_batch=20, rounds=30, d_epochs=1,
+        g_epochs=2, d_lr=1e-3, g_lr=1e-2, d_batch=1, g_batch=1, pool_fraction=1 / 50,
+        n_samples=2,
+    )
+
+
+def paper_text(bits: int = 32) -> UGACHConfig:
+    """The paper's formulas: ``m = 1``, ``log D`` value function, G softmax over the pool."""
+    return paper(bits).replace(preset="paper_text", margin=1.0, reward="log", d_loss="log",
+                               g_softmax="pool")
+
+
+def fast(bits: int = 32) -> UGACHConfig:
+    """Batched, vectorised UGACH: Adam, large batches, every query of a round at once."""
+    return UGACHConfig(
+        preset="fast", bits=bits, hidden=1024, margin=bits / 8, reward="sigmoid",
+        d_loss="hinge", g_softmax="pool", reward_baseline=True, optimizer="adam",
+        weight_decay=0.0, pretrain_epochs=50, pretrain_lr=1e-3, pretrain_batch=256,
+        rounds=10, d_epochs=1, g_epochs=1, d_lr=1e-5, g_lr=1e-4, d_batch=256, g_batch=256,
+        pool_fraction=1 / 10, n_samples=5, feature_norm="zscore",
+    )
+
+
+def smoke(bits: int = 16) -> UGACHConfig:
+    """Seconds on a CPU: a tiny network and two rounds; for tests and ``UGACH_SMOKE=1``."""
+    return fast(bits).replace(preset="smoke", hidden=64, pretrain_epochs=2, rounds=2,
+                              pool_fraction=0.2, pool_min=8, n_samples=2)
+
+
+def smoke_mode() -> bool:
+    """True when the environment asks for the tiny configuration (``UGACH_SMOKE=1``)."""
+    return os.environ.get("UGACH_SMOKE", "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def get_preset(name: str, bits: int = 32) -> UGACHConfig:
+    """Look a preset up by name; under ``UGACH_SMOKE=1`` every preset becomes ``smoke``.
+
+    The smoke version keeps the named preset's objective (margin, reward, softmax) so the
+    notebooks exercise the same code path, only smaller.
+    """
+    table = {"paper": paper, "paper_text": paper_text, "fast": fast, "smoke": smoke}
+    if name not in table:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = table[name](bits)
+    if smoke_mode() and name != "smoke":
+        small = smoke(bits)
+        cfg = cfg.replace(
+            hidden=small.hidden, pretrain_epochs=small.pretrain_epochs, rounds=small.rounds,
+            pool_fraction=small.pool_fraction, pool_min=small.pool_min,
+            d_epochs=1, g_epochs=1, d_batch=max(cfg.d_batch, 64), g_batch=max(cfg.g_batch, 64),
+            pretrain_batch=max(cfg.pretrain_batch, 64),
+            optimizer="adam" if cfg.optimizer == "adam" else cfg.optimizer,
+        )
+    return cfg

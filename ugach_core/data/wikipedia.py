@@ -1,0 +1,91 @@
+"""The Wikipedia cross-modal set (Rasiwasia et al., ACM MM 2010), official release files.
+
+2,866 pairs, 10 categories; image = 128-d SIFT bag of visual words, text = 10-d LDA topics.
+Standard hashing protocol: the 693 test pairs query the 2,173 training pairs, which are
+also the training set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from .dataset import CrossModalDataset
+
+FILES = ("raw_features.mat", "trainset_txt_img_cat.list", "testset_txt_img_cat.list")
+
+
+def find_wikipedia(root: Path) -> Path | None:
+    """The folder holding the release files: ``root/wikipedia`` or ``root`` itself."""
+    for cand in (root / "wikipedia", root):
+        if all((cand / f).is_file() for f in FILES):
+            return cand
+    return None
+
+
+def _read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    txt_ids, img_ids, cats = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        for ln, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) != 3:
+                raise ValueError(f"{path}:{ln}: expected 'text_id<TAB>image_id<TAB>category', "
+                                 f"got {line.strip()!r}")
+            try:
+                c = int(parts[2])
+            except ValueError:
+                raise ValueError(f"{path}:{ln}: category {parts[2]!r} is not an integer") from None
+            txt_ids.append(parts[0])
+            img_ids.append(parts[1])
+            cats.append(c)
+    return txt_ids, img_ids, np.asarray(cats, dtype=np.int64)
+
+
+def load_wikipedia(folder: str | Path) -> CrossModalDataset:
+    """Load the official files from ``folder`` (see :data:`FILES`)."""
+    folder = Path(folder)
+    missing = [f for f in FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Wikipedia files missing in {folder}: {', '.join(missing)}. Put the official "
+            f"release files ({', '.join(FILES)}) there, or pass root=/ --root to the folder "
+            "that holds them (or set UGACH_DATA)."
+        )
+    try:
+        mat = scipy.io.loadmat(folder / "raw_features.mat")
+    except Exception as e:  # scipy raises several types on corrupt files
+        raise ValueError(f"cannot read {folder / 'raw_features.mat'} ({e}); the file is corrupt "
+                         "or not MATLAB v5 - download it again") from e
+    for key in ("I_tr", "I_te", "T_tr", "T_te"):
+        if key not in mat:
+            raise ValueError(f"{folder / 'raw_features.mat'} has no variable {key!r}")
+    _, _, c_tr = _read_list(folder / "trainset_txt_img_cat.list")
+    _, _, c_te = _read_list(folder / "testset_txt_img_cat.list")
+    n_tr, n_te = mat["I_tr"].shape[0], mat["I_te"].shape[0]
+    for what, a, b in (("training", n_tr, len(c_tr)), ("test", n_te, len(c_te)),
+                       ("training text", mat["T_tr"].shape[0], n_tr),
+                       ("test text", mat["T_te"].shape[0], n_te)):
+        if a != b:
+            raise ValueError(f"Wikipedia {what} rows do not line up: {a} vs {b}; the files are "
+                             "from different releases or truncated")
+    img = np.concatenate([mat["I_tr"], mat["I_te"]]).astype(np.float32)
+    txt = np.concatenate([mat["T_tr"], mat["T_te"]]).astype(np.float32)
+    cats = np.concatenate([c_tr, c_te])
+    n_cls = 10
+    if cats.min() < 1 or cats.max() > n_cls:
+        raise ValueError(f"Wikipedia categories must be 1..{n_cls}, got {cats.min()}..{cats.max()}")
+    labels = np.eye(n_cls, dtype=np.uint8)[cats - 1]
+    names_file = folder / "categories.list"
+    names = (names_file.read_text().split() if names_file.is_file() else
+             [f"class{i}" for i in range(1, n_cls + 1)])
+    train = np.arange(n_tr)
+    return CrossModalDataset(
+        name="wikipedia", img=img, txt=txt, labels=labels, train_idx=train,
+        query_idx=np.arange(n_tr, n_tr + n_te), db_idx=train.copy(), label_names=names,
+        protocol="693 test queries vs 2,173 training pairs (database = training set)",
+        source=str(folder),
+    )

@@ -1,0 +1,27 @@
+"""One function that turns codes into the numbers every table reports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import CrossModalDataset
+from .metrics import mean_average_precision
+
+
+def retrieval_scores(codes_img: np.ndarray, codes_txt: np.ndarray, data: CrossModalDataset,
+                     topk: int = 50) -> dict[str, float]:
+    """MAP@all and MAP@``topk`` of the test protocol, image->text and text->image.
+
+    ``codes_img``, ``codes_txt``: (n, l) binary codes of *every* item of ``data`` (each
+    modality encoded separately).  Queries are ``data.query_idx``, the database
+    ``data.db_idx``.
+    """
+    q, db, lab = data.query_idx, data.db_idx, data.labels
+    if len(codes_img) != data.n or len(codes_txt) != data.n:
+        raise ValueError(f"need codes for all {data.n} items, got {len(codes_img)} image and "
+                         f"{len(codes_txt)} text codes")
+    out = {}
+    for key, bq, bx in (("i2t", codes_img[q], codes_txt[db]), ("t2i", codes_txt[q], codes_img[db])):
+        out[f"map_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db])
+        out[f"map{topk}_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db], k=topk)
+    return out

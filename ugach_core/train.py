@@ -1,0 +1,443 @@
+"""The UGACH trainer: discriminator pretraining, then adversarial rounds with REINFORCE.
+
+One round (chapter 6, "The adversarial game and REINFORCE"):
+
+1. **G samples D's training data.**  For every query :math:`q` (each modality in turn) a
+   fresh random pool :math:`P_q` of the other modality, :math:`x^G \\sim p_\\theta(x|q)` over
+   :math:`P_q` (manifold pairs of :math:`q` excluded: the authors reject such draws), each
+   paired with a random manifold pair :math:`x^M` from the correlation graph.
+2. **D epoch** on the triplets :math:`(q, x^M, x^G)`: minimise ``discriminator_loss`` of
+   :math:`f_\\phi(x^G, q) = \\max(0, m + d(q, x^M) - d(q, x^G))`.
+3. **Validation**: MAP@all of D's codes on held-out training pairs; the best D is kept.
+4. **G epochs**: sample :math:`x^G \\sim p_\\theta`, reward from D, REINFORCE step.
+
+Every random draw goes through one ``torch.Generator`` whose state is checkpointed, so a
+resumed run ends with exactly the codes of an uninterrupted one (on the same device).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .callbacks import Callback, Checkpoint
+from .config import UGACHConfig
+from .data import CrossModalDataset
+from .graph import manifold_neighbors
+from .losses import (discriminator_loss, generator_log_probs, reinforce_loss, reward,
+                     sq_dist, triplet_score)
+from .metrics import mean_average_precision
+from .model import CrossModalHashNet, Discriminator, Generator
+from .retrieval import encode
+from .utils import atomic_write, get_device, seed_everything
+
+DIRECTIONS = (("img", "txt"), ("txt", "img"))  # (query modality, item modality): i2t, t2i
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the data / code length given."""
+
+
+class Trainer:
+    """Trains UGACH on ``data`` with configuration ``cfg``.
+
+    >>> trainer = Trainer(smoke(16), load("synthetic"), seed=0)   # doctest: +SKIP
+    >>> history = trainer.fit()
+    >>> trainer.evaluate()["map_i2t"]
+    """
+
+    def __init__(self, cfg: UGACHConfig, data: CrossModalDataset, seed: int = 0,
+                 device: str | torch.device | None = None,
+                 callbacks: Iterable[Callback] = (), progress: bool = True,
+                 neighbors: np.ndarray | None = None):
+        self.cfg, self.data, self.seed = cfg, data, seed
+        self.device = get_device(device)
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        seed_everything(seed)
+        self.gen = torch.Generator()  # the one stream for every draw during training
+        self.gen.manual_seed(seed)
+        self.fit_idx, self.val_idx = data.split_validation(cfg.val_fraction, seed)
+        if len(self.fit_idx) < 2:
+            raise ValueError(f"need at least 2 training pairs, got {len(self.fit_idx)}")
+        self.X = {"img": torch.as_tensor(data.img, device=self.device),
+                  "txt": torch.as_tensor(data.txt, device=self.device)}
+        fit_t = torch.as_tensor(self.fit_idx, device=self.device)
+        self.F = {m: x[fit_t] for m, x in self.X.items()}  # training features, local indices
+        if neighbors is None:
+            neighbors = manifold_neighbors(data.img[self.fit_idx], data.txt[self.fit_idx],
+                                           cfg.k_img, cfg.k_txt, cfg.graph_metric,
+                                           device=self.device)
+        neighbors = np.asarray(neighbors)
+        if neighbors.shape[0] != len(self.fit_idx) or neighbors.min() < 0 or \
+                neighbors.max() >= len(self.fit_idx):
+            raise ValueError(f"neighbour list must be (n_fit={len(self.fit_idx)}, k) with "
+                             f"indices into the training pairs; got shape {neighbors.shape}")
+        self.neighbors = torch.as_tensor(neighbors, dtype=torch.long, device=self.device)
+        d_img, d_txt = data.dims
+        self.G = Generator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
+        self.D = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
+        if cfg.feature_norm == "zscore":
+            for m in ("img", "txt"):
+                mu, sd = self.F[m].mean(0), self.F[m].std(0)
+                for net in (self.G, self.D):
+                    net.net(m).set_input_norm(mu, sd)
+        self.opt_pre = self._optimizer(self.D, cfg.pretrain_lr)
+        self.opt_d = self._optimizer(self.D, cfg.d_lr)
+        self.opt_g = self._optimizer(self.G, cfg.g_lr)
+        self.pool_size = min(len(self.fit_idx), max(cfg.pool_min,
+                                                    int(round(cfg.pool_fraction * len(self.fit_idx)))))
+        self.round = -1  # -1: not pretrained; 0: pretrained; r: r adversarial rounds done
+        self.history: list[dict[str, Any]] = []
+        self.best_score = -math.inf
+        self.best_round = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    # ----------------------------------------------------------------------------- utils
+    def _optimizer(self, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay)
+
+    def _randint(self, high: int, size: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(high, size, generator=self.gen).to(self.device)
+
+    def _perm(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.gen).to(self.device)
+
+    def _pools(self, b: int) -> torch.Tensor:
+        """(b, P) random candidate pools, without replacement within a pool."""
+        n, p = len(self.fit_idx), self.pool_size
+        if p == n:
+            return torch.arange(n, device=self.device).expand(b, n).contiguous()
+        return torch.rand(b, n, generator=self.gen).topk(p, dim=1).indices.to(self.device)
+
+    def _positives(self, q: torch.Tensor, s: int) -> torch.Tensor:
+        """(b, s) random manifold pairs of queries ``q`` (local indices)."""
+        cols = self._randint(self.neighbors.shape[1], (len(q), s))
+        return self.neighbors[q].gather(1, cols)
+
+    def _sample_generated(self, q: torch.Tensor, qm: str, xm: str, with_grad: bool):
+        """Draw ``n_samples`` items per query from :math:`p_\\theta` over a fresh pool.
+
+        Returns ``(items (b, S), d_G over the pool (b, P), pool (b, P), sample columns)``.
+        Manifold pairs of the query are masked out of the pool (rejection in the authors'
+        code); a pool made only of manifold pairs falls back to the unmasked pool.
+        """
+        cfg = self.cfg
+        pool = self._pools(len(q))
+        mask = (pool[:, :, None] == self.neighbors[q][:, None, :]).any(-1)
+        mask &= ~mask.all(1, keepdim=True)
+        with torch.set_grad_enabled(with_grad):
+            h_q = self.G.encode(self.F[qm][q], qm)
+            if pool.numel() >= len(self.fit_idx):  # cheaper: encode every item once, gather
+                h_pool = self.G.encode(self.F[xm], xm)[pool]
+            else:  # small batches (the authors' one query per step): encode the pool only
+                h_pool = self.G.encode(self.F[xm][pool.reshape(-1)], xm).view(
+                    len(q), -1, cfg.bits)
+            d = sq_dist(h_q, h_pool)  # d_G(q, x), (b, P)
+        logp = generator_log_probs(d.detach(), cfg.temperature, mask)
+        cols = torch.multinomial(logp.exp().cpu(), cfg.n_samples, replacement=True,
+                                 generator=self.gen).to(self.device)
+        return pool.gather(1, cols), d, mask, cols
+
+    def _batches(self, n: int, size: int) -> list[torch.Tensor]:
+        perm = self._perm(n)
+        return [perm[s:s + size] for s in range(0, n, size)]
+
+    # ------------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def _map(self, model: CrossModalHashNet, q_idx: np.ndarray, db_idx: np.ndarray,
+             topk: int | None = None) -> dict[str, float]:
+        lab = self.data.labels
+        out = {}
+        for (qm, xm), key in zip(DIRECTIONS, ("i2t", "t2i")):
+            bq = encode(model, self.X[qm][torch.as_tensor(q_idx, device=self.device)], qm)
+            bx = encode(model, self.X[xm][torch.as_tensor(db_idx, device=self.device)], xm)
+            out[key] = mean_average_precision(bq, bx, lab[q_idx], lab[db_idx], k=topk)
+        return out
+
+    def validate(self) -> dict[str, float]:
+        """MAP@all of the current D on the validation split (queries: held-out training
+        pairs; database: the training pairs D is fitted on)."""
+        if len(self.val_idx) == 0:
+            return {}
+        m = self._map(self.D, self.val_idx, self.fit_idx)
+        return {"val_map_i2t": m["i2t"], "val_map_t2i": m["t2i"],
+                "val_map": (m["i2t"] + m["t2i"]) / 2}
+
+    def _consider_best(self, logs: dict[str, Any]) -> None:
+        score = logs.get("val_map")
+        if score is None:  # no validation split: the last D is the result
+            self.best_state = copy.deepcopy(self.D.state_dict())
+            self.best_round = logs["round"]
+        elif score > self.best_score:
+            self.best_score, self.best_round = score, logs["round"]
+            self.best_state = {k: v.detach().clone() for k, v in self.D.state_dict().items()}
+
+    def best_discriminator(self) -> Discriminator:
+        """D with the weights selected on validation (the current D if none selected yet)."""
+        if self.best_state is None:
+            return self.D
+        d_img, d_txt = self.data.dims
+        best = Discriminator(d_img, d_txt, self.cfg.bits, self.cfg.hidden).to(self.device)
+        best.load_state_dict(self.best_state)
+        return best
+
+    def evaluate(self, which: str = "best", topk: int | None = None) -> dict[str, float]:
+        """MAP of D's codes on the test protocol (queries vs database), both directions.
+
+        ``which``: ``"best"`` (validation-selected D) or ``"current"``.  Returns
+        ``map_i2t``, ``map_t2i`` (MAP@all when ``topk`` is None, else MAP@topk).
+        """
+        model = self.best_discriminator() if which == "best" else self.D
+        m = self._map(model, self.data.query_idx, self.data.db_idx, topk)
+        return {"map_i2t": m["i2t"], "map_t2i": m["t2i"]}
+
+    def codes(self, which: str = "best") -> dict[str, np.ndarray]:
+        """Binary codes of every item of the data set, ``{"img": (n, l), "txt": (n, l)}``."""
+        model = self.best_discriminator() if which == "best" else self.D
+        return {m: encode(model, self.X[m], m) for m in ("img", "txt")}
+
+    # -------------------------------------------------------------------------- training
+    def _triplet_loss(self, q, pos, neg, qm, xm) -> torch.Tensor:
+        h_q = self.D.encode(self.F[qm][q], qm)
+        d_pos = sq_dist(h_q, self.D.encode(self.F[xm][pos], xm))  # d(q, x^M)
+        d_neg = sq_dist(h_q, self.D.encode(self.F[xm][neg], xm))  # d(q, x^G)
+        f = triplet_score(d_pos, d_neg, self.cfg.margin)  # f_phi(x^G, q)
+        return discriminator_loss(f, self.cfg.d_loss)
+
+    def pretrain(self) -> None:
+        """Stage 1: D learns from the pairing alone (positive = the paired item, one random
+        other item as negative), keeping the epoch with the best validation MAP."""
+        cfg, n = self.cfg, len(self.fit_idx)
+        best, best_state = -math.inf, None
+        for epoch in range(1, cfg.pretrain_epochs + 1):
+            losses = []
+            for qm, xm in DIRECTIONS:
+                for q in self._batches(n, cfg.pretrain_batch):
+                    neg = (q + self._randint(n - 1, (len(q),)) + 1) % n  # any item but q
+                    loss = self._triplet_loss(q, q, neg, qm, xm)
+                    self.opt_pre.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.opt_pre.step()
+                    losses.append(loss.item())
+            logs = {"epoch": epoch, "pretrain_loss": float(np.mean(losses)), **self.validate()}
+            for cb in self.callbacks:
+                cb.on_pretrain_epoch_end(self, epoch, logs)
+            self.history.append({"stage": "pretrain", **logs})
+            score = logs.get("val_map", epoch)  # no validation: keep the last epoch
+            if score > best:
+                best, best_state = score, copy.deepcopy(self.D.state_dict())
+        if best_state is not None:
+            self.D.load_state_dict(best_state)
+
+    def sample_triplets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Step 1 of a round: G draws ``n_samples`` items per query, each paired with a
+        random manifold pair.  Returns ``{"i2t"|"t2i": (q, x_M, x_G)}``, each (n * S,)."""
+        n, s = len(self.fit_idx), self.cfg.n_samples
+        out = {}
+        for (qm, xm), key in zip(DIRECTIONS, ("i2t", "t2i")):
+            qs, ps, gs = [], [], []
+            for start in range(0, n, 1024):
+                q = torch.arange(start, min(n, start + 1024), device=self.device)
+                items, *_ = self._sample_generated(q, qm, xm, with_grad=False)
+                qs.append(q.repeat_interleave(s))
+                ps.append(self._positives(q, s).reshape(-1))
+                gs.append(items.reshape(-1))
+            out[key] = (torch.cat(qs), torch.cat(ps), torch.cat(gs))
+        return out
+
+    def train_discriminator(self, triplets) -> float:
+        """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each."""
+        losses = []
+        for _ in range(self.cfg.d_epochs):
+            for (qm, xm), key in zip(DIRECTIONS, ("i2t", "t2i")):
+                q, pos, neg = triplets[key]
+                for b in self._batches(len(q), self.cfg.d_batch):
+                    loss = self._triplet_loss(q[b], pos[b], neg[b], qm, xm)
+                    self.opt_d.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.opt_d.step()
+                    losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def generator_step(self, q: torch.Tensor, qm: str, xm: str) -> tuple[float, float]:
+        """One REINFORCE step of G on queries ``q``; returns (loss, mean reward)."""
+        cfg = self.cfg
+        items, d_pool, mask, cols = self._sample_generated(q, qm, xm, with_grad=True)
+        if cfg.g_softmax == "pool":  # paper: log p over the whole pool
+            logp = generator_log_probs(d_pool, cfg.temperature, mask).gather(1, cols)
+        else:  # authors' code: softmax over the S sampled items only
+            logp = torch.log_softmax(-d_pool.gather(1, cols) / cfg.temperature, dim=1)
+        with torch.no_grad():  # reward from the fixed discriminator
+            pos = self._positives(q, cfg.n_samples)
+            h_q = self.D.encode(self.F[qm][q], qm)
+            hx = lambda idx: self.D.encode(self.F[xm][idx.reshape(-1)], xm).view(
+                len(q), -1, cfg.bits)
+            f = triplet_score(sq_dist(h_q, hx(pos)), sq_dist(h_q, hx(items)), cfg.margin)
+            r = reward(f, cfg.reward)  # (b, S)
+            base = r.mean(1, keepdim=True) if cfg.reward_baseline else None
+        loss = reinforce_loss(logp, r, base)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return loss.item(), r.mean().item()
+
+    def train_generator(self) -> tuple[float, float]:
+        """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each."""
+        losses, rewards = [], []
+        for _ in range(self.cfg.g_epochs):
+            for qm, xm in DIRECTIONS:
+                for q in self._batches(len(self.fit_idx), self.cfg.g_batch):
+                    lo, re = self.generator_step(q, qm, xm)
+                    losses.append(lo)
+                    rewards.append(re)
+        return float(np.mean(losses)), float(np.mean(rewards))
+
+    def adversarial_round(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        triplets = self.sample_triplets()
+        d_loss = self.train_discriminator(triplets)
+        logs: dict[str, Any] = {"round": self.round + 1, "d_loss": d_loss}
+        if (self.round + 1) % self.cfg.eval_every == 0 or self.round + 1 == self.cfg.rounds:
+            logs.update(self.validate())
+        if self.cfg.g_epochs > 0:
+            logs["g_loss"], logs["reward"] = self.train_generator()
+        logs["seconds"] = time.perf_counter() - t0
+        return logs
+
+    def fit(self, time_limit: float | None = None) -> list[dict[str, Any]]:
+        """Pretrain D (unless resumed past it), run the remaining rounds.
+
+        ``time_limit`` (seconds): stop after the first round that ends past it (the result
+        then says how many rounds ran: :attr:`round`).  Returns the history: one dict per
+        pretraining epoch and per round.  The validation-selected D is
+        :meth:`best_discriminator`; :attr:`D` stays the last one, so a resumed run continues
+        exactly."""
+        t_start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        if self.round < 0:
+            self.pretrain()
+            self.round = 0
+            logs = {"round": 0, "stage": "pretrained", **self.validate()}
+            self._consider_best(logs)
+            self._end_round(logs)
+        bar = tqdm(total=self.cfg.rounds, initial=self.round, desc=f"UGACH {self.cfg.bits} bits",
+                   disable=not self.progress, leave=False)
+        while self.round < self.cfg.rounds:
+            logs = self.adversarial_round()
+            self.round += 1
+            logs["stage"] = "adversarial"
+            if "val_map" in logs or len(self.val_idx) == 0:
+                self._consider_best(logs)
+            self._end_round(logs)
+            bar.update(1)
+            bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("d_loss", "reward", "val_map")
+                             if k in logs})
+            if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                break
+        bar.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self.history
+
+    def _end_round(self, logs: dict[str, Any]) -> None:
+        self.history.append(logs)  # callbacks may still add keys (e.g. test MAP) to it
+        # checkpoints go last, so they hold every key the other callbacks added
+        for cb in sorted(self.callbacks, key=lambda c: isinstance(c, Checkpoint)):
+            cb.on_round_end(self, logs)
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: config, weights, optimisers, RNG, round, history."""
+        return {
+            "format": "ugach-checkpoint", "version": __version__, "config": self.cfg.to_dict(),
+            "seed": self.seed, "round": self.round, "history": copy.deepcopy(self.history),
+            "dataset": {"name": self.data.name, "dims": list(self.data.dims), "n": self.data.n},
+            "fit_idx": torch.as_tensor(self.fit_idx), "val_idx": torch.as_tensor(self.val_idx),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_pre": self.opt_pre.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "rng": self.gen.get_state(),
+            "best_state": self.best_state, "best_score": self.best_score,
+            "best_round": self.best_round,
+        }
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write :meth:`state_dict` to ``path`` atomically (temp file + rename)."""
+        sd = self.state_dict()
+        return atomic_write(path, lambda tmp: torch.save(sd, tmp))
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.G.load_state_dict(sd["G"])
+        self.D.load_state_dict(sd["D"])
+        self.opt_pre.load_state_dict(sd["opt_pre"])
+        self.opt_d.load_state_dict(sd["opt_d"])
+        self.opt_g.load_state_dict(sd["opt_g"])
+        self.gen.set_state(sd["rng"])
+        self.round, self.history = sd["round"], copy.deepcopy(sd["history"])
+        self.best_state, self.best_score = sd["best_state"], sd["best_score"]
+        self.best_round = sd["best_round"]
+
+    @classmethod
+    def resume(cls, path: str | Path, data: CrossModalDataset, **kwargs: Any) -> "Trainer":
+        """A trainer restored from a checkpoint written by :meth:`save_checkpoint`;
+        ``fit()`` then runs the remaining rounds."""
+        sd = read_checkpoint(path, data)
+        cfg = UGACHConfig.from_dict(sd["config"])
+        kwargs.setdefault("seed", sd["seed"])
+        trainer = cls(cfg, data, **kwargs)
+        if not np.array_equal(trainer.fit_idx, sd["fit_idx"].numpy()):
+            raise CheckpointError(f"{path}: the checkpoint was trained on a different split of "
+                                  "this data set (seed or validation fraction differ)")
+        trainer.load_state_dict(sd)
+        return trainer
+
+
+def read_checkpoint(path: str | Path, data: CrossModalDataset | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint; a clear :class:`CheckpointError` when it is missing,
+    corrupt, not a UGACH checkpoint, or made for other feature dimensions."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: "
+                              f"{str(e)[:200]}); retrain or use an earlier checkpoint") from e
+    if not isinstance(sd, dict) or sd.get("format") != "ugach-checkpoint":
+        raise CheckpointError(f"{path} is not a UGACH checkpoint (no 'format' tag)")
+    missing = [k for k in ("config", "D", "G", "round", "rng") if k not in sd]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it is incomplete")
+    if data is not None and list(data.dims) != list(sd["dataset"]["dims"]):
+        raise CheckpointError(
+            f"checkpoint {path} was trained on features of dims {sd['dataset']['dims']} "
+            f"({sd['dataset']['name']}); the data given has {list(data.dims)} ({data.name})")
+    return sd
+
+
+def load_discriminator(path: str | Path, data: CrossModalDataset | None = None,
+                       bits: int | None = None, device: str | torch.device | None = None
+                       ) -> Discriminator:
+    """The validation-selected D of a checkpoint (for encoding / evaluation).
+
+    ``bits``: when given, must match the checkpoint's code length."""
+    sd = read_checkpoint(path, data)
+    cfg = UGACHConfig.from_dict(sd["config"])
+    if bits is not None and bits != cfg.bits:
+        raise CheckpointError(f"checkpoint {path} has {cfg.bits}-bit codes, not {bits}; pass "
+                              f"--bits {cfg.bits} or pick the checkpoint of {bits} bits")
+    d_img, d_txt = sd["dataset"]["dims"]
+    model = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden)
+    model.load_state_dict(sd["best_state"] if sd.get("best_state") is not None else sd["D"])
+    return model.to(get_device(device))
