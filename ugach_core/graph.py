@@ -27,11 +27,15 @@ def knn(x: np.ndarray | torch.Tensor, k: int, metric: str = "euclidean", block: 
     """Indices of the ``k`` nearest neighbours of every row of ``x`` (self included).
 
     ``x (n, d)`` -> ``(n, k)`` int64, row ``i`` sorted by increasing distance, ties broken by
-    the smaller index; the item itself is always at distance 0 (first unless an exact
-    duplicate with a smaller index exists).  ``metric``: ``"euclidean"`` (the authors') or
-    ``"cosine"``.
+    the smaller index; the item itself always comes first (also ahead of exact duplicates,
+    so "self included" holds whatever the round-off).  ``metric``: ``"euclidean"`` (the
+    authors') or ``"cosine"``.
     """
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x)
+    if torch.is_tensor(x):
+        if not torch.isfinite(x).all():
+            raise ValueError("features contain NaN/inf values; clean them before building a graph")
+    else:
+        x = torch.as_tensor(check_features(x, "features"))
     n = x.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, n={n}], got {k}")
@@ -49,7 +53,7 @@ def knn(x: np.ndarray | torch.Tensor, k: int, metric: str = "euclidean", block: 
         d = sq[s:e, None] + sq[None, :] - 2.0 * (x[s:e] @ x.T)
         d.clamp_(min=0.0)
         rows = torch.arange(e - s, device=dev)
-        d[rows, rows + s] = 0.0  # exact zero for self, despite round-off
+        d[rows, rows + s] = -1.0  # self first, despite round-off and duplicates
         # stable sort => ties broken by index; cost O(block * n log n), memory O(block * n)
         idx = torch.sort(d, dim=1, stable=True).indices[:, :k]
         out[s:e] = idx.cpu().numpy()
@@ -67,6 +71,8 @@ def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: 
     item itself, is drawn more often).  For a query of either modality, the positives are
     the *other* modality's items at these indices.
     """
+    if k_img < 0 or k_txt < 0:
+        raise ValueError(f"k_img and k_txt must be >= 0, got {k_img} and {k_txt}")
     img = check_features(img, "image features")
     txt = check_features(txt, "text features")
     if img.shape[0] != txt.shape[0]:

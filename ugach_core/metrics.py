@@ -47,6 +47,9 @@ def average_precision(rel_ranked: np.ndarray, n_relevant: np.ndarray | None = No
 
 
 def _ranked_relevance(q_codes, db_codes, labels_q, labels_db, topk, block):
+    if np.shape(q_codes)[1] != np.shape(db_codes)[1]:
+        raise ValueError(f"query codes have {np.shape(q_codes)[1]} bits but database codes "
+                         f"{np.shape(db_codes)[1]}; encode both with the same model")
     qp, dp = pack_codes(q_codes), pack_codes(db_codes)
     if len(qp) != len(labels_q) or len(dp) != len(labels_db):
         raise ValueError(
@@ -78,6 +81,9 @@ def precision_at_k(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarr
                    ) -> np.ndarray:
     """Mean precision at each rank in ``ks`` (``P@k`` curve), shape ``(len(ks),)``."""
     ks = np.asarray(ks, dtype=np.int64)
+    n_db = len(db_codes)
+    if ks.size == 0 or ks.min() < 1 or ks.max() > n_db:
+        raise ValueError(f"every k must be in [1, {n_db}] (the database size), got {ks.tolist()}")
     kmax = int(ks.max())
     tot = np.zeros(len(ks))
     nq = 0

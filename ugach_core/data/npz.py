@@ -20,12 +20,21 @@ def load_npz(path: str | Path, seed: int = 0) -> CrossModalDataset:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    single = False
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with open(path, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
+            if isinstance(z, np.lib.npyio.NpzFile):
+                with z:
+                    arrays = {k: z[k] for k in z.files}
+            else:
+                single = True
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise ValueError(f"cannot read {path} as .npz ({e}); the file is corrupt or not an "
                          "npz archive") from e
+    if single:
+        raise ValueError(f"{path} holds a single array, not an npz archive; save with "
+                         "np.savez(path, img=..., txt=..., labels=...)")
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise ValueError(f"{path} lacks arrays {missing}; it needs img (n, d1), txt (n, d2) and "
