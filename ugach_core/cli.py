@@ -182,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train UGACH at each code length (and seed), print MAP@all "
                                    "and MAP@50 in both directions, write OUT/results.json.")
     common(t)
-    t.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64, 128])
-    t.add_argument("--preset", choices=PRESETS, default="fast")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64, 128],
+                   help="code lengths l to train (default: 16 32 64 128)")
+    t.add_argument("--preset", choices=PRESETS, default="fast",
+                   help="paper = the authors' code, paper_text = the paper's formulas, fast = "
+                        "batched training, smoke = seconds on a CPU (default: fast)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="several seeds (overrides --seed); prints mean +- std")
     t.add_argument("--rounds", type=int, default=None, help="override the preset's rounds")

@@ -120,7 +120,10 @@ class UGACHConfig:
 
 
 def paper(bits: int = 32) -> UGACHConfig:
-    """The authors' released code: margin ``l/8``, SGD, D batch 1, reward ``sigmoid(f)``."""
+    """The authors' released code: margin ``l/8``, SGD, D batch 1, reward ``sigmoid(f)``.
+
+    The authors pretrain D in a separate script and keep its best checkpoint; the number of
+    pretraining epochs (20 here) is our choice, the best epoch is picked on validation."""
     return UGACHConfig(
         preset="paper", bits=bits, hidden=8192, margin=bits / 8, reward="sigmoid",
         d_loss="hinge", g_softmax="sampled", optimizer="sgd", weight_decay=0.01,
