@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from .dataset import CrossModalDataset, default_split
+from .formats import (load_mirflickr_mat, mirflickr_split, read_dcmh_mat, read_ugach_format,
+                      write_ugach_format)
 from .npz import load_npz
 from .synthetic import make_synthetic
 from .wikipedia import find_wikipedia, load_wikipedia
@@ -74,4 +76,5 @@ def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None
 
 
 __all__ = ["CrossModalDataset", "LOADERS", "data_root", "default_split", "load", "load_npz",
-           "load_wikipedia", "make_synthetic"]
+           "load_mirflickr_mat", "load_wikipedia", "make_synthetic", "mirflickr_split",
+           "read_dcmh_mat", "read_ugach_format", "write_ugach_format"]
