@@ -31,21 +31,34 @@ def _candidate_roots() -> list[Path]:
     return roots
 
 
-def find_data_root() -> Path | None:
-    """The first candidate root that holds ``wikipedia/`` with all release files."""
+MIR_FILES = ("mirflickr25k-yall.mat", "mirflickr25k-lall.mat")
+
+
+def find_data_folder(name: str, files: tuple[str, ...]) -> Path | None:
+    """The first ``<root>/<name>`` among the candidate roots that holds all ``files``."""
     for root in _candidate_roots():
-        if all((root / "wikipedia" / f).is_file() for f in WIKI_FILES):
-            return root.resolve()
+        if all((root / name / f).is_file() for f in files):
+            return (root / name).resolve()
     return None
+
+
+def _data_folder_or_skip(name: str, files: tuple[str, ...]) -> Path:
+    folder = find_data_folder(name, files)
+    if folder is None:
+        pytest.skip(f"real {name} files not found (set UGACH_DATA or provide ../shared/data)")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def data_root_path() -> Path:
     """Root of the real data (``<root>/wikipedia/...``); skips when absent."""
-    root = find_data_root()
-    if root is None:
-        pytest.skip("real data not found (set UGACH_DATA or provide ../shared/data)")
-    return root
+    return _data_folder_or_skip("wikipedia", WIKI_FILES).parent
+
+
+@pytest.fixture(scope="session")
+def mir_root() -> Path:
+    """The real MIRFlickr-25K folder (text side, labels, samples); skips when absent."""
+    return _data_folder_or_skip("mirflickr25k", MIR_FILES)
 
 
 @pytest.fixture(scope="session")

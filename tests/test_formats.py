@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _candidate_roots
 import scipy.io
 
 from ugach_core.data import formats
@@ -23,20 +22,9 @@ from ugach_core.data.formats import (load_mirflickr_mat, read_dcmh_mat, read_uga
 N = 20015
 
 
-def _mirflickr_dir() -> Path | None:
-    for root in _candidate_roots():  # the same search as the Wikipedia fixtures
-        d = root / "mirflickr25k"
-        if (d / "mirflickr25k-yall.mat").is_file() and (d / "mirflickr25k-lall.mat").is_file():
-            return d.resolve()
-    return None
-
-
 @pytest.fixture(scope="module")
-def mir() -> Path:
-    d = _mirflickr_dir()
-    if d is None:
-        pytest.skip("real MIRFlickr-25K files not found (set UGACH_DATA or provide ../shared/data)")
-    return d
+def mir(mir_root: Path) -> Path:
+    return mir_root
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +313,7 @@ def mir_folder(mir, tmp_path_factory) -> Path:
     return d
 
 
-def test_load_mirflickr_mat_protocols(mir_folder, lall):
+def test_load_mirflickr_mat_protocols(mir_folder, mir, lall):
     ds = load_mirflickr_mat(mir_folder)  # protocol "ugach", seed 0
     assert ds.n == N and ds.dims == (16, 1386) and ds.labels.shape == (N, 24)
     np.testing.assert_array_equal(ds.labels, lall)
@@ -334,7 +322,7 @@ def test_load_mirflickr_mat_protocols(mir_folder, lall):
     np.testing.assert_array_equal(np.union1d(ds.query_idx, ds.db_idx), np.arange(N))
     assert np.isin(ds.train_idx, ds.db_idx).all() and len(np.unique(ds.train_idx)) == 15000
     assert "UGACH" in ds.protocol and ds.label_names[0] == "animals"
-    names = (Path(_mirflickr_dir()) / "label_names.txt").read_text().split()
+    names = (mir / "label_names.txt").read_text().split()
     assert ds.label_names == names
 
     dc = load_mirflickr_mat(mir_folder, protocol="dcmh", seed=0)
