@@ -1,4 +1,4 @@
-"""Command line: ``python -m ugach_core {train,evaluate,graph} ...`` (see ``--help``)."""
+"""Command line: ``python -m ugach_core {train,evaluate,graph,data} ...`` (see ``--help``)."""
 
 from __future__ import annotations
 
@@ -162,6 +162,48 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    """Build a data set's feature cache from its official release (optionally downloading it)."""
+    from .data.download import REMOTES, DownloadError, download_all, offline_message
+    from .data.mirflickr import (find_raw, load_mirflickr, mirflickr_folder, missing_archives,
+                                 prepare_mirflickr)
+    from .data.nuswide import find_official, load_nuswide, nuswide_folder, prepare_nuswide
+
+    root = data_root(args.root)
+    try:
+        if args.name == "mirflickr25k":
+            folder = mirflickr_folder(root)
+            try:
+                find_raw(root)
+            except FileNotFoundError as e:
+                if not args.download:
+                    print(f"error: {e}\n{offline_message(REMOTES['mirflickr25k'], folder)}",
+                          file=sys.stderr)
+                    return 2
+                need = missing_archives(root)
+                print(f"downloading {', '.join(need)} into {folder}", flush=True)
+                download_all("mirflickr25k", folder, progress=not args.no_progress, only=need)
+            prepare, loader = prepare_mirflickr, load_mirflickr
+        else:
+            if args.download:
+                print("error: NUS-WIDE cannot be downloaded automatically (the images are given "
+                      "out by its authors on request). Put the official files in "
+                      f"{nuswide_folder(root)} and run again without --download.",
+                      file=sys.stderr)
+                return 2
+            find_official(root)
+            prepare, loader = prepare_nuswide, load_nuswide
+        path = prepare(root, extractor=args.extractor, batch_size=args.batch_size,
+                       device=args.device, num_workers=args.workers,
+                       progress=not args.no_progress, force=args.force)
+    except (DownloadError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(loader(root, features=args.extractor).summary())
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ugach_core",
@@ -218,6 +260,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     g.add_argument("--save", default=None, help="save the neighbour list as .npy")
     g.set_defaults(func=cmd_graph)
+
+    d = sub.add_parser("data", help="prepare data sets from their official releases")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    dp = dsub.add_parser(
+        "prepare", help="build the feature cache of mirflickr25k or nuswide",
+        description="Build <root>/<name>/<name>_<extractor>.npz from the official release: "
+                    "labels, tag vectors and VGG19 fc7 image features (needs torchvision; a GPU "
+                    "when there is one). An interrupted run resumes where it stopped.")
+    dp.add_argument("name", choices=("mirflickr25k", "nuswide"))
+    dp.add_argument("--root", default=None, help=f"data root (default: {data_root()})")
+    dp.add_argument("--download", action="store_true",
+                    help="download the official archives first (MIRFlickr only; resumable)")
+    dp.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    dp.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    dp.add_argument("--workers", type=int, default=2,
+                    help="image-decoding worker processes (default: 2)")
+    dp.add_argument("--extractor", default="vgg19_fc7", help="feature extractor (default: "
+                    "vgg19_fc7)")
+    dp.add_argument("--force", action="store_true", help="rebuild even if the cache is valid")
+    dp.add_argument("--no-progress", action="store_true")
+    dp.set_defaults(func=cmd_data_prepare)
     return p
 
 

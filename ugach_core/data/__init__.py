@@ -3,6 +3,11 @@
 ``load(name_or_path, root=None)`` understands:
 
 * ``"wikipedia"``: the official release files in ``<root>/wikipedia`` (or ``<root>``);
+* ``"mirflickr25k"``: the features built from the official release by
+  ``python -m ugach_core data prepare mirflickr25k`` (or the DCMH/UCCH ``.mat`` files) in
+  ``<root>/mirflickr25k``; when they are absent, a ``FileNotFoundError`` says what to get,
+  or, only with ``synthetic_ok=True``, a SYNTHETIC stand-in of the same shapes;
+* ``"nuswide"``: NUS-WIDE TC-10 features in ``<root>/nuswide`` (same idea);
 * a path to an ``.npz`` file (see :func:`load_npz`);
 * ``"synthetic"``: the deterministic synthetic set (always named synthetic);
 * ``"auto"``: Wikipedia when its files are found, else the synthetic set (with a notice).
@@ -19,10 +24,14 @@ from pathlib import Path
 from typing import Callable
 
 from .dataset import CrossModalDataset, default_split
+from .download import REMOTES, DownloadError, download_all
+from .features import extract_features, preprocess, vgg19_fc7
 from .formats import (load_mirflickr_mat, mirflickr_split, read_dcmh_mat, read_ugach_format,
                       write_ugach_format)
+from .mirflickr import load_mirflickr, prepare_mirflickr, read_text_side
 from .npz import load_npz
-from .synthetic import make_synthetic
+from .nuswide import load_nuswide, load_nuswide_mat, prepare_nuswide
+from .synthetic import make_mirflickr_synthetic, make_synthetic
 from .wikipedia import find_wikipedia, load_wikipedia
 
 
@@ -51,12 +60,31 @@ def _wikipedia(root: Path) -> CrossModalDataset:
 LOADERS: dict[str, Callable[[Path], CrossModalDataset]] = {
     "wikipedia": _wikipedia,
     "synthetic": lambda root: make_synthetic(),
+    "mirflickr25k": lambda root: load_mirflickr(root),
+    "nuswide": lambda root: load_nuswide(root),
+}
+
+#: Synthetic stand-ins that :func:`load` may return, only with ``synthetic_ok=True``, when
+#: the real files are absent.  Real label/tag frequencies are used when the text side is there.
+STANDINS: dict[str, Callable[[Path], CrossModalDataset]] = {
+    "mirflickr25k": lambda root: make_mirflickr_synthetic(root=_text_side_folder(root)),
 }
 
 
-def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None
-         ) -> CrossModalDataset:
-    """Load a data set by registered name, ``"auto"``, or ``.npz`` path (see module doc)."""
+def _text_side_folder(root: Path) -> Path | None:
+    for d in (root / "mirflickr25k", root):
+        if (d / "all_tags.txt").is_file() and (d / "all_labels.txt").is_file():
+            return d
+    return None
+
+
+def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
+         synthetic_ok: bool = False) -> CrossModalDataset:
+    """Load a data set by registered name, ``"auto"``, or ``.npz`` path (see module doc).
+
+    ``synthetic_ok=True`` allows a SYNTHETIC stand-in (see :data:`STANDINS`) when the real
+    files of a registered set are missing; a notice on stderr and the data set's name say so.
+    """
     key = str(name_or_path)
     base = data_root(root)
     if key == "auto":
@@ -67,7 +95,14 @@ def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None
               "Every result below is on synthetic data.", file=sys.stderr)
         return make_synthetic()
     if key.lower() in LOADERS:
-        return LOADERS[key.lower()](base)
+        try:
+            return LOADERS[key.lower()](base)
+        except FileNotFoundError as e:
+            if not (synthetic_ok and key.lower() in STANDINS):
+                raise
+            print(f"[ugach] {e}\n[ugach] synthetic_ok=True: using a SYNTHETIC stand-in for "
+                  f"{key}. Every result below is on synthetic data.", file=sys.stderr)
+            return STANDINS[key.lower()](base)
     p = Path(key).expanduser()
     if p.suffix == ".npz" or p.is_file():
         return load_npz(p)
@@ -75,6 +110,9 @@ def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None
                      "to an .npz file with img, txt and labels arrays")
 
 
-__all__ = ["CrossModalDataset", "LOADERS", "data_root", "default_split", "load", "load_npz",
-           "load_mirflickr_mat", "load_wikipedia", "make_synthetic", "mirflickr_split",
-           "read_dcmh_mat", "read_ugach_format", "write_ugach_format"]
+__all__ = ["CrossModalDataset", "DownloadError", "LOADERS", "REMOTES", "STANDINS", "data_root",
+           "default_split", "download_all", "extract_features", "load", "load_npz",
+           "load_mirflickr", "load_mirflickr_mat", "load_nuswide", "load_nuswide_mat",
+           "load_wikipedia", "make_mirflickr_synthetic", "make_synthetic", "mirflickr_split",
+           "prepare_mirflickr", "prepare_nuswide", "preprocess", "read_dcmh_mat",
+           "read_text_side", "read_ugach_format", "vgg19_fc7", "write_ugach_format"]

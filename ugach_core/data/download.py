@@ -1,0 +1,185 @@
+"""Downloads of the official releases: resumable (HTTP ``Range`` into a ``.part`` file),
+with a progress bar and an md5 check.  Nothing the user already had is ever deleted.
+
+The registry :data:`REMOTES` holds each data set's files (URL, size, md5 where known).
+Sizes and md5 of the MIRFlickr archives are those of the collection's download page (the
+md5 of the image archive is printed there; the other values come from a third-party
+download script).  README: "Data sets from the official releases".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One downloadable file: where it comes from and what it must be."""
+
+    name: str
+    url: str
+    size: int | None = None
+    md5: str | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        size = f"{self.size:,} bytes" if self.size else "size unknown"
+        md5 = f"md5 {self.md5}" if self.md5 else "no published checksum"
+        return f"{self.name} ({size}, {md5}) from {self.url}"
+
+
+REMOTES: dict[str, list[Remote]] = {
+    "mirflickr25k": [
+        Remote("mirflickr25k.zip",
+               "https://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k.zip",
+               3069184257, "a23d0a8564ee84cda5622a6c2f947785"),
+        Remote("mirflickr25k_annotations_v080.zip",
+               "https://press.liacs.nl/mirflickr/mirflickr25k.v3b/"
+               "mirflickr25k_annotations_v080.zip",
+               207220, "aa0138c79892b1b670184d142380948f"),
+    ],
+}
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be completed (network, server, or checksum)."""
+
+
+def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def offline_message(remotes: list[Remote], folder: Path, reason: str | None = None) -> str:
+    """Which files to put where (after ``reason``, why the download failed, when given)."""
+    lines = [] if reason is None else [f"could not download: {reason}.", "Without network "
+                                       "access, fetch these files on another machine."]
+    lines += [f"Put these files in {folder}:"]
+    lines += [f"  - {r.describe()}" for r in remotes]
+    return "\n".join(lines)
+
+
+def _check(path: Path, r: Remote) -> str | None:
+    """``None`` when ``path`` matches ``r``'s size and md5, else what differs."""
+    size = path.stat().st_size
+    if r.size is not None and size != r.size:
+        return f"it has {size:,} bytes, expected {r.size:,}"
+    if r.md5 is not None:
+        got = md5sum(path)
+        if got != r.md5.lower():
+            return f"its md5 is {got}, expected {r.md5}"
+    return None
+
+
+def download(r: Remote, folder: str | os.PathLike, progress: bool = True, timeout: float = 60,
+             block: int = 1 << 20) -> Path:
+    """Fetch ``r`` into ``folder/r.name`` and return that path.
+
+    * an existing ``folder/r.name`` that matches size and md5 is kept (nothing downloaded);
+      one that does not is **left untouched** and ``DownloadError`` says so;
+    * bytes go to ``folder/r.name.part``; a later call resumes it with an HTTP ``Range``
+      request (starting over if the server ignores ranges);
+    * when complete, size and md5 are checked; on a mismatch the download is kept as
+      ``r.name.bad`` (for inspection) and ``DownloadError`` says what happened;
+    * network failures raise ``DownloadError`` with :func:`offline_message`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest, part = folder / r.name, folder / f"{r.name}.part"
+    if dest.exists():
+        bad = _check(dest, r)
+        if bad is None:
+            return dest
+        raise DownloadError(
+            f"{dest} already exists but {bad}. It was left untouched; move or delete it "
+            f"yourself and run again to download {r.url}")
+    have = part.stat().st_size if part.exists() else 0
+    if r.size is not None and have > r.size:
+        part.unlink()  # our own partial file, longer than the real one: start over
+        have = 0
+    if r.size is None or have < r.size:
+        req = urllib.request.Request(r.url, headers={"User-Agent": "ugach_core"})
+        if have:
+            req.add_header("Range", f"bytes={have}-")
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # nothing left to fetch
+                resp = None
+            else:
+                raise DownloadError(offline_message([r], folder, f"{r.url} answered HTTP "
+                                                    f"{e.code} {e.reason}")) from e
+        except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", e)
+            raise DownloadError(offline_message([r], folder, f"{r.url}: {reason}")) from e
+        if resp is not None:
+            with resp:
+                resumed = have and resp.status == 206
+                if not resumed:
+                    have = 0
+                length = resp.headers.get("Content-Length")
+                total = r.size or ((have + int(length)) if length else None)
+                with open(part, "ab" if resumed else "wb") as fh, tqdm(
+                        total=total, initial=have, unit="B", unit_scale=True, desc=r.name,
+                        disable=not progress) as bar:
+                    err: Exception | None = None
+                    try:
+                        while chunk := resp.read(block):
+                            fh.write(chunk)
+                            bar.update(len(chunk))
+                    except (socket.timeout, OSError, http.client.HTTPException) as e:
+                        err = e
+                    got = fh.tell()
+                    short = total is not None and got < total
+                    if err is not None or short:
+                        why = err or "connection closed early"
+                        raise DownloadError(
+                            f"the download of {r.url} broke off ({why}) after {got:,} bytes, "
+                            f"kept in {part}; run again to resume")
+    if r.size is not None and part.stat().st_size < r.size:
+        raise DownloadError(f"the download of {r.url} is incomplete ({part.stat().st_size:,} of "
+                            f"{r.size:,} bytes, kept in {part}); run again to resume")
+    bad = _check(part, r)
+    if bad is not None:
+        keep = folder / f"{r.name}.bad"
+        os.replace(part, keep)
+        raise DownloadError(
+            f"the downloaded {r.name} is not the expected file: {bad}. It was kept as {keep} "
+            "(nothing else was changed); delete it and run again, or fetch the file by hand "
+            f"from {r.url}")
+    os.replace(part, dest)
+    return dest
+
+
+def download_all(name: str, folder: str | os.PathLike, progress: bool = True,
+                 timeout: float = 60, only: list[str] | None = None) -> list[Path]:
+    """Every file of data set ``name`` (see :data:`REMOTES`), or those named in ``only``,
+    into ``folder``."""
+    if name not in REMOTES:
+        raise ValueError(f"no downloads registered for {name!r}; known: {sorted(REMOTES)}")
+    remotes = [r for r in REMOTES[name] if only is None or r.name in only]
+    probe = Path(folder).resolve()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = sum(r.size or 0 for r in remotes if not (Path(folder) / r.name).exists())
+    if need > free:
+        raise DownloadError(f"{name} needs {need:,} bytes in {folder}, only {free:,} are free")
+    return [download(r, folder, progress=progress, timeout=timeout) for r in remotes]
+
+
+__all__ = ["DownloadError", "REMOTES", "Remote", "download", "download_all", "md5sum",
+           "offline_message"]
