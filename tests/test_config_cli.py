@@ -89,3 +89,18 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--preset", "nope"])
+
+
+def test_cli_synthetic_ok_flag(tmp_path, capsys, monkeypatch):
+    """A missing MIRFlickr stops with a clear message; --synthetic-ok switches to the stand-in
+    (replaced here by a tiny synthetic set to keep the test fast) and says SYNTHETIC."""
+    import ugach_core.data as data_mod
+
+    monkeypatch.setitem(data_mod.STANDINS, "mirflickr25k",
+                        lambda root: make_synthetic(n=120, d_img=16, d_txt=8, seed=0))
+    assert main(["graph", "--data", "mirflickr25k", "--root", str(tmp_path)]) == 2
+    assert "synthetic_ok" in capsys.readouterr().err
+    assert main(["graph", "--data", "mirflickr25k", "--root", str(tmp_path), "--synthetic-ok",
+                 "--k-img", "2", "--k-txt", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "SYNTHETIC" in captured.err + captured.out

@@ -74,7 +74,7 @@ def summarize(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    data = load(args.data, root=args.root)
+    data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
     device = get_device(args.device)
     out = Path(args.out)
@@ -130,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    data = load(args.data, root=args.root)
+    data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
     model = load_discriminator(args.checkpoint, data, bits=args.bits, device=args.device)
     codes = {m: encode(model, data.img if m == "img" else data.txt, m) for m in ("img", "txt")}
@@ -144,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    data = load(args.data, root=args.root)
+    data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
     tr = data.train_idx
     t0 = time.perf_counter()
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ugach_core",
         description="UGACH (Unsupervised Generative Adversarial Cross-modal Hashing): train, "
                     "evaluate and inspect correlation graphs.",
-        epilog="Data: --data wikipedia | synthetic | auto | PATH.npz; the data root is --root, "
+        epilog="Data: --data wikipedia | mirflickr25k | nuswide | synthetic | auto | PATH.npz; the data root is --root, "
                "else $UGACH_DATA, else ~/.cache/ugach. UGACH_SMOKE=1 shrinks every preset.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--root", default=None, help=f"data root (default: {data_root()})")
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if "
                         "available)")
+        sp.add_argument("--synthetic-ok", action="store_true",
+                        help="where a registered data set (mirflickr25k) is missing, use its "
+                             "SYNTHETIC stand-in with the same shapes instead of stopping")
 
     t = sub.add_parser("train", help="train and evaluate UGACH for each code length",
                        description="Train UGACH at each code length (and seed), print MAP@all "
