@@ -149,3 +149,82 @@ def plot_precision_at_k(ks: Sequence[int] | np.ndarray, curves: Mapping[str, np.
 
 __all__ = ["BOOK_RC", "COLORS", "CYCLE", "DIRECTION_COLORS", "plot_map_per_round",
            "plot_pr_curve", "plot_precision_at_k", "set_book_style"]
+
+
+def plot_pool_policy(p: Sequence[float] | np.ndarray,
+                     relevant: Sequence[bool] | np.ndarray | None = None,
+                     manifold: Sequence[bool] | np.ndarray | None = None,
+                     picks: Sequence[int] | np.ndarray | None = None,
+                     ax: Axes | None = None) -> Axes:
+    """The generator's policy :math:`p_\\theta(x|q)` over one query's pool, as bars sorted by
+    probability (chapter 4, "The generator").
+
+    ``p (P,)``: probabilities over the pool; ``relevant (P,)`` bool: the item shares a label
+    with the query (orange bar, else grey); ``manifold (P,)`` bool: the item is a manifold
+    pair of the query (``COLORS["manifold"]`` star above its bar); ``picks``: pool columns
+    drawn from the policy (``COLORS["generator"]`` triangles, one per draw, stacked).
+    """
+    from matplotlib.patches import Patch
+
+    ax = _axes(ax)
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"p must be one query's probabilities, shape (P,), got {p.shape}")
+    order = np.argsort(-p, kind="stable")
+    pos = np.empty_like(order)
+    pos[order] = np.arange(len(p))  # bar position of each pool column
+    rel = np.zeros(len(p), bool) if relevant is None else np.asarray(relevant, bool)
+    colors = np.where(rel[order], CYCLE[4], COLORS["baseline"])
+    ax.bar(np.arange(len(p)), p[order], width=1.0, color=colors, linewidth=0)
+    top = p.max()
+    if manifold is not None:
+        man = np.flatnonzero(np.asarray(manifold, bool))
+        ax.scatter(pos[man], p[man] + 0.06 * top, marker="*", s=90, color=COLORS["manifold"],
+                   zorder=3, label="manifold pair $x^M$")
+    if picks is not None:
+        cols, counts = np.unique(np.asarray(picks, dtype=int), return_counts=True)
+        for c, k in zip(cols, counts):
+            ys = p[c] + top * (0.14 + 0.07 * np.arange(k))
+            ax.scatter(np.full(k, pos[c]), ys, marker="v", s=30, color=COLORS["generator"],
+                       zorder=3, label="draw $x^G$" if c == cols[0] else None)
+    ax.set_xlim(-1, len(p))
+    ax.set_xlabel("pool items, sorted by probability")
+    ax.set_ylabel(r"$p_\theta(x \mid q)$")
+    handles = ax.get_legend_handles_labels()[0]
+    handles.append(Patch(color=CYCLE[4], label="shares a label with $q$"))
+    ax.legend(handles=handles, loc="upper right")
+    return ax
+
+
+__all__ += ["plot_pool_policy"]
+
+
+def plot_round_logs(history: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("d_loss",),
+                    ax: Axes | None = None, colors: Mapping[str, str] | None = None,
+                    labels: Mapping[str, str] | None = None) -> Axes:
+    """Per-round scalars of a :meth:`ugach_core.train.Trainer.fit` history (chapter 6,
+    "The adversarial game and REINFORCE"), e.g. ``d_loss``, ``g_loss``, ``reward``.
+
+    Only adversarial rounds (``stage == "adversarial"``) are drawn, one line per key, against
+    ``round``; a round that did not record a key is skipped.  ``colors`` / ``labels``
+    optionally fix a colour / legend text per key (default: the key itself).
+    """
+    ax = _axes(ax)
+    rows = [h for h in history if h.get("stage") == "adversarial" and "round" in h]
+    for key in keys:
+        pts = [(h["round"], h[key]) for h in rows if h.get(key) is not None]
+        if not pts:
+            continue
+        r, v = zip(*pts)
+        kw = {"color": colors[key]} if colors and key in colors else {}
+        ax.plot(r, v, marker="o", label=(labels or {}).get(key, key), **kw)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("adversarial round")
+    if len(keys) == 1:
+        ax.set_ylabel((labels or {}).get(keys[0], keys[0]))
+    if ax.get_legend_handles_labels()[0] and len(keys) > 1:
+        ax.legend()
+    return ax
+
+
+__all__ += ["plot_round_logs"]
