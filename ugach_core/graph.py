@@ -9,7 +9,9 @@ both, not de-duplicated, not symmetrised); the same list serves both retrieval d
 Derived in chapter 3 ("Correlation graphs").
 
 Memory stays :math:`O(nk + n \\cdot \\text{block})`: distances are computed one block of rows
-at a time and never stored as an :math:`n \\times n` matrix.
+at a time and never stored as an :math:`n \\times n` matrix; the ``k`` smallest of a row are
+selected in linear time (``topk``, with a stable-sort fallback for rows whose ``k``-th
+distance is tied), so the cost is one GEMM plus :math:`O(n^2)` cheap passes.
 """
 
 from __future__ import annotations
@@ -50,14 +52,38 @@ def knn(x: np.ndarray | torch.Tensor, k: int, metric: str = "euclidean", block: 
     for s in range(0, n, block):
         e = min(n, s + block)
         # squared distances of the block to everything: ||a||^2 + ||b||^2 - 2 a.b
-        d = sq[s:e, None] + sq[None, :] - 2.0 * (x[s:e] @ x.T)
+        # (evaluated in this order, with in-place steps: two (block, n) buffers at most)
+        g = x[s:e] @ x.T
+        d = sq[s:e, None] + sq[None, :]
+        d.sub_(g.mul_(2.0))
+        del g
         d.clamp_(min=0.0)
         rows = torch.arange(e - s, device=dev)
         d[rows, rows + s] = -1.0  # self first, despite round-off and duplicates
-        # stable sort => ties broken by index; cost O(block * n log n), memory O(block * n)
-        idx = torch.sort(d, dim=1, stable=True).indices[:, :k]
-        out[s:e] = idx.cpu().numpy()
+        out[s:e] = _smallest_k(d, k).cpu().numpy()
     return out
+
+
+def _smallest_k(d: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices of the ``k`` smallest entries of each row of ``d (b, n)``, ordered by
+    ``(value, index)``: the first ``k`` of a stable sort, in :math:`O(b n)` time.
+
+    ``topk`` finds the ``k`` smallest values; when the ``k``-th value is tied with an entry
+    left out (``count(d <= kth) > k``), which one ``topk`` kept is unspecified, so such
+    rows fall back to the stable sort.  Every other row holds exactly the right set,
+    which is then ordered by value and, within a value, by index."""
+    b, n = d.shape
+    if 4 * k >= n:
+        return torch.sort(d, dim=1, stable=True).indices[:, :k]
+    vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=False)
+    idx, perm = torch.sort(idx, dim=1)  # index order ...
+    vals = vals.gather(1, perm)
+    res = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)  # ... then value
+    kth = vals.max(1, keepdim=True).values
+    tied = ((d <= kth).sum(1) > k).nonzero().squeeze(1)
+    if len(tied):
+        res[tied] = torch.sort(d[tied], dim=1, stable=True).indices[:, :k]
+    return res
 
 
 def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: int = 5,

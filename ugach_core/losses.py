@@ -22,6 +22,21 @@ def sq_dist(h_q: torch.Tensor, h_x: torch.Tensor) -> torch.Tensor:
     return ((h_q - h_x) ** 2).sum(-1)
 
 
+def pairwise_sq_dist(h_q: torch.Tensor, h_x: torch.Tensor) -> torch.Tensor:
+    """:math:`d(q, x) = \\lVert h(q)\\rVert^2 + \\lVert h(x)\\rVert^2 - 2\\, h(q)^\\top h(x)` for
+    every query and item: ``h_q (B, l)``, ``h_x (N, l)`` -> ``(B, N)``.
+
+    The same quantity as :func:`sq_dist` on a broadcast ``(B, N, l)`` difference, as one
+    matrix product (no ``(B, N, l)`` intermediate); equal up to float round-off, clamped
+    at 0 (codes in (0, 1) keep the cancellation error near ``l * 1e-7``).
+    """
+    if h_q.ndim != 2 or h_x.ndim != 2 or h_q.shape[1] != h_x.shape[1]:
+        raise ValueError(f"expected (B, l) and (N, l) codes, got {tuple(h_q.shape)} and "
+                         f"{tuple(h_x.shape)}")
+    d = (h_q * h_q).sum(1, keepdim=True) + (h_x * h_x).sum(1)[None, :] - 2.0 * (h_q @ h_x.T)
+    return d.clamp_min(0.0)
+
+
 def generator_log_probs(d: torch.Tensor, temperature: float = 1.0,
                         mask: torch.Tensor | None = None) -> torch.Tensor:
     """:math:`\\log p_\\theta(x|q) = -d(q,x)/T - \\log \\sum_{x' \\in \\text{pool}} e^{-d(q,x')/T}`.

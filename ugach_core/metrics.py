@@ -20,16 +20,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from .retrieval import hamming_distance, pack_codes, rank_by_hamming
+from .retrieval import _dist_dtype, _hamming_block, _map_blocks, pack_codes, rank_by_hamming
+
+
+def _pack_labels(labels: np.ndarray) -> np.ndarray | None:
+    """Multi-hot labels ``(n, c)`` -> ``(n, W)`` bit sets of the positive entries (one
+    uint8/16/32 word up to 32 classes, else uint64 words); None when some entry is negative
+    (then only the matrix product is exact)."""
+    lab = np.asarray(labels)
+    if lab.size and lab.min() < 0:
+        return None
+    c = lab.shape[1]
+    if c > 32:
+        return pack_codes(lab > 0)
+    # the narrowest word that holds all classes: less memory traffic per comparison
+    dt = np.uint8 if c <= 8 else np.uint16 if c <= 16 else np.uint32
+    weights = (np.ones(1, dtype=dt) << np.arange(c, dtype=dt)).astype(dt)
+    return ((lab > 0).astype(dt) * weights[None, :]).sum(1, dtype=dt)[:, None]
 
 
 def relevance(labels_q: np.ndarray, labels_db: np.ndarray) -> np.ndarray:
     """``(Q, c)``, ``(N, c)`` multi-hot -> ``(Q, N)`` bool: share at least one label."""
-    lq = np.asarray(labels_q, dtype=np.float32)
-    ld = np.asarray(labels_db, dtype=np.float32)
+    lq, ld = np.asarray(labels_q), np.asarray(labels_db)
     if lq.shape[1] != ld.shape[1]:
         raise ValueError(f"query labels have {lq.shape[1]} classes, database {ld.shape[1]}")
-    return (lq @ ld.T) > 0
+    pq, pd = _pack_labels(lq), _pack_labels(ld)
+    if pq is None or pd is None:
+        return (lq.astype(np.float32) @ ld.astype(np.float32).T) > 0
+    return _shares_label(pq[:, None, :], pd[None, :, :])
+
+
+def _shares_label(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Broadcast ``a & b != 0`` over the last (word) axis, one word at a time."""
+    if a.shape[-1] == 1:  # one word: contiguous 1-D operands are much faster
+        a, b = a[..., 0], b[..., 0]
+        return np.not_equal(np.bitwise_and(a, b), 0)
+    out = (a[..., 0] & b[..., 0]) != 0
+    for w in range(1, a.shape[-1]):
+        out |= (a[..., w] & b[..., w]) != 0
+    return out
 
 
 def average_precision(rel_ranked: np.ndarray, n_relevant: np.ndarray | None = None
@@ -37,42 +66,80 @@ def average_precision(rel_ranked: np.ndarray, n_relevant: np.ndarray | None = No
     """AP of each row of a ranked relevance matrix ``(Q, K)`` (bool or 0/1) -> ``(Q,)``.
 
     ``n_relevant``: denominator per query; default = relevant items in the ``K`` ranks.
+    Computed as :math:`\\sum_i r_i \\, \\mathrm{cum}_i / i`, a cumulative sum and one
+    matrix-vector product per block of rows (no per-query loop).
     """
-    r = np.asarray(rel_ranked, dtype=np.float64)
-    cum = np.cumsum(r, axis=1)
-    prec = cum / np.arange(1, r.shape[1] + 1)[None, :]
-    num = (prec * r).sum(1)
-    den = cum[:, -1] if n_relevant is None else np.asarray(n_relevant, dtype=np.float64)
+    r = np.asarray(rel_ranked)
+    if r.ndim != 2:
+        raise ValueError(f"rel_ranked must be 2-D (queries x ranks), got shape {r.shape}")
+    if r.dtype != bool:
+        if not np.isin(r, (0, 1)).all():
+            raise ValueError("rel_ranked must hold 0/1 (or bool) relevance")
+        r = r.astype(bool)
+    q, k = r.shape
+    inv_rank = 1.0 / np.arange(1, k + 1, dtype=np.float64)
+    num = np.empty(q)
+    cnt = np.empty(q)
+    step = max(1, (1 << 22) // max(k, 1))  # rows per chunk: ~32 MB of float64
+    for s in range(0, q, step):
+        cum = np.cumsum(r[s:s + step], axis=1, dtype=np.float64)  # exact integers
+        cnt[s:s + step] = cum[:, -1] if k else 0.0
+        cum *= r[s:s + step]  # P@i * i at the relevant ranks, 0 elsewhere
+        num[s:s + step] = cum @ inv_rank
+    den = cnt if n_relevant is None else np.asarray(n_relevant, dtype=np.float64)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
-def _ranked_relevance(q_codes, db_codes, labels_q, labels_db, topk, block):
+def _gather_rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``a[i, order[i]]`` for every row, as one flat gather (``take_along_axis`` is slower)."""
+    flat = order + (np.arange(len(order), dtype=order.dtype) * a.shape[1])[:, None]
+    return a.ravel()[flat]
+
+
+def _ranked_blocks(q_codes, db_codes, labels_q, labels_db, topk, block, fn):
+    """Hamming-rank ``block`` queries at a time (on a few threads) and return
+    ``[fn(dist, order, rel, rel_ranked), ...]`` per block: ``dist (b, N)`` small unsigned
+    ints, ``order (b, K)``, ``rel()`` / ``rel_ranked()`` callables giving the relevance
+    ``(b, N)`` and the relevance in ranked order ``(b, K)``."""
     if np.shape(q_codes)[1] != np.shape(db_codes)[1]:
         raise ValueError(f"query codes have {np.shape(q_codes)[1]} bits but database codes "
                          f"{np.shape(db_codes)[1]}; encode both with the same model")
+    labels_q, labels_db = np.asarray(labels_q), np.asarray(labels_db)
     qp, dp = pack_codes(q_codes), pack_codes(db_codes)
     if len(qp) != len(labels_q) or len(dp) != len(labels_db):
         raise ValueError(
             f"codes and labels must have the same number of rows: queries {len(qp)} codes vs "
             f"{len(labels_q)} labels, database {len(dp)} codes vs {len(labels_db)} labels"
         )
-    for s in range(0, len(qp), block):
-        dist = hamming_distance(qp[s:s + block], dp)
+    if labels_q.shape[1] != labels_db.shape[1]:
+        raise ValueError(f"query labels have {labels_q.shape[1]} classes, database "
+                         f"{labels_db.shape[1]}")
+    lq, ld = _pack_labels(labels_q), _pack_labels(labels_db)
+    dp_t = np.ascontiguousarray(dp.T)
+    dt = _dist_dtype(dp.shape[1])
+
+    def work(s, e):
+        dist = _hamming_block(qp[s:e], dp_t, dt)  # uint8/uint16, (b, N)
         order = rank_by_hamming(dist, topk)
-        rel = relevance(labels_q[s:s + block], labels_db)
-        yield s, dist, order, rel
+        if lq is None or ld is None:
+            rel = lambda: relevance(labels_q[s:e], labels_db)  # noqa: E731
+            ranked = lambda: np.take_along_axis(rel(), order, 1)  # noqa: E731
+        else:
+            rel = lambda: _shares_label(lq[s:e, None, :], ld[None, :, :])  # noqa: E731
+            ranked = lambda: _gather_rows(rel(), order)  # noqa: E731
+        return fn(dist, order, rel, ranked)
+
+    return _map_blocks(work, [(s, min(len(qp), s + block)) for s in range(0, len(qp), block)])
 
 
 def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarray,
                            labels_db: np.ndarray, k: int | None = None, block: int = 256
                            ) -> float:
     """MAP@k of Hamming ranking (``k=None``: MAP@all).  Codes ``(Q, l)``, ``(N, l)`` in {0,1}."""
-    labels_q, labels_db = np.asarray(labels_q), np.asarray(labels_db)
     if k is not None and k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    aps = []
-    for _, _, order, rel in _ranked_relevance(q_codes, db_codes, labels_q, labels_db, k, block):
-        aps.append(average_precision(np.take_along_axis(rel, order, 1)))
+    aps = _ranked_blocks(q_codes, db_codes, labels_q, labels_db, k, block,
+                         lambda dist, order, rel, ranked: average_precision(ranked()))
     return float(np.concatenate(aps).mean())
 
 
@@ -85,14 +152,13 @@ def precision_at_k(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarr
     if ks.size == 0 or ks.min() < 1 or ks.max() > n_db:
         raise ValueError(f"every k must be in [1, {n_db}] (the database size), got {ks.tolist()}")
     kmax = int(ks.max())
-    tot = np.zeros(len(ks))
-    nq = 0
-    for _, _, order, rel in _ranked_relevance(q_codes, db_codes, np.asarray(labels_q),
-                                              np.asarray(labels_db), kmax, block):
-        cum = np.cumsum(np.take_along_axis(rel, order, 1), axis=1)
-        tot += (cum[:, ks - 1] / ks[None, :]).sum(0)
-        nq += len(order)
-    return tot / nq
+
+    def fn(dist, order, rel, ranked):
+        cum = np.cumsum(ranked(), axis=1, dtype=np.int64)
+        return (cum[:, ks - 1] / ks[None, :]).sum(0), len(order)
+
+    parts = _ranked_blocks(q_codes, db_codes, labels_q, labels_db, kmax, block, fn)
+    return sum(p for p, _ in parts) / sum(n for _, n in parts)
 
 
 def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarray,
@@ -109,9 +175,10 @@ def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.nda
     p_cnt = np.zeros(bits + 1)
     r_sum = np.zeros(bits + 1)
     r_cnt = 0
-    for _, dist, _, rel in _ranked_relevance(q_codes, db_codes, np.asarray(labels_q),
-                                             np.asarray(labels_db), 1, block):
+
+    def fn(dist, order, rel, ranked):
         # histogram of distances for all and for relevant items, then cumulative over r
+        rel = rel()
         q = dist.shape[0]
         offs = (np.arange(q)[:, None] * (bits + 1) + dist).ravel()
         all_h = np.bincount(offs, minlength=q * (bits + 1)).reshape(q, bits + 1)
@@ -121,11 +188,15 @@ def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.nda
         hit = np.cumsum(rel_h, 1)
         nrel = rel.sum(1)
         ok = ret > 0
-        p_sum += np.where(ok, hit / np.maximum(ret, 1), 0).sum(0)
-        p_cnt += ok.sum(0)
         has = nrel > 0
-        r_sum += (hit[has] / nrel[has, None]).sum(0)
-        r_cnt += int(has.sum())
+        return (np.where(ok, hit / np.maximum(ret, 1), 0).sum(0), ok.sum(0),
+                (hit[has] / nrel[has, None]).sum(0), int(has.sum()))
+
+    for ps, pc, rs, rc in _ranked_blocks(q_codes, db_codes, labels_q, labels_db, 1, block, fn):
+        p_sum += ps
+        p_cnt += pc
+        r_sum += rs
+        r_cnt += rc
     precision = np.divide(p_sum, p_cnt, out=np.zeros_like(p_sum), where=p_cnt > 0)
     recall = r_sum / max(r_cnt, 1)
     return {"radius": radii, "precision": precision, "recall": recall, "n_queries": p_cnt}

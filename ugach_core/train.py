@@ -9,7 +9,16 @@ One round (chapter 6, "The adversarial game and REINFORCE"):
 2. **D epoch** on the triplets :math:`(q, x^M, x^G)`: minimise ``discriminator_loss`` of
    :math:`f_\\phi(x^G, q) = \\max(0, m + d(q, x^M) - d(q, x^G))`.
 3. **Validation**: MAP@all of D's codes on held-out training pairs; the best D is kept.
-4. **G epochs**: sample :math:`x^G \\sim p_\\theta`, reward from D, REINFORCE step.
+4. **G epochs**: sample :math:`x^G \\sim p_\\theta`, reward from D, REINFORCE step.  The
+   queries of one G step share one fresh random pool (with one query per step, the
+   authors' schedule, that is a fresh pool per query), so a step encodes ``g_batch + P``
+   items instead of every training item; each query's pool is still a uniform random
+   subset, so the expected gradient per query is unchanged.
+
+Work that gives the same result is done once: G's codes of every training item once per
+sampling pass (G is fixed while it samples), D's codes of every training item once per
+G phase (D is fixed while it rewards), and with ``g_softmax="sampled"`` only the sampled
+items are re-encoded with gradients.
 
 Every random draw goes through one ``torch.Generator`` whose state is checkpointed, so a
 resumed run ends with exactly the codes of an uninterrupted one (on the same device).
@@ -32,8 +41,8 @@ from .callbacks import Callback, Checkpoint
 from .config import UGACHConfig
 from .data import CrossModalDataset
 from .graph import manifold_neighbors
-from .losses import (discriminator_loss, generator_log_probs, reinforce_loss, reward,
-                     sq_dist, triplet_score)
+from .losses import (discriminator_loss, generator_log_probs, pairwise_sq_dist,
+                     reinforce_loss, reward, sq_dist, triplet_score)
 from .metrics import mean_average_precision
 from .model import CrossModalHashNet, Discriminator, Generator
 from .retrieval import encode
@@ -100,12 +109,18 @@ class Trainer:
         self.best_score = -math.inf
         self.best_round = -1
         self.best_state: dict[str, torch.Tensor] | None = None
+        self._d_codes: dict[str, torch.Tensor] | None = None  # set during G epochs only
 
     # ----------------------------------------------------------------------------- utils
     def _optimizer(self, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        # fused kernels: one pass over the weights per step instead of about eight (the
+        # update of a 8192-wide net otherwise costs as much as its batch-256 step)
+        kw = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         if self.cfg.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay)
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay)
+            return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay,
+                                   **kw)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay,
+                                **kw)
 
     def _randint(self, high: int, size: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, size, generator=self.gen).to(self.device)
@@ -125,25 +140,34 @@ class Trainer:
         cols = self._randint(self.neighbors.shape[1], (len(q), s))
         return self.neighbors[q].gather(1, cols)
 
-    def _sample_generated(self, q: torch.Tensor, qm: str, xm: str, with_grad: bool):
+    def _sample_generated(self, q: torch.Tensor, qm: str, xm: str, with_grad: bool,
+                          h_items: torch.Tensor | None = None, shared_pool: bool = False):
         """Draw ``n_samples`` items per query from :math:`p_\\theta` over a fresh pool.
 
-        Returns ``(items (b, S), d_G over the pool (b, P), pool (b, P), sample columns)``.
+        Returns ``(items (b, S), d_G over the pool (b, P), mask (b, P), sample columns)``.
         Manifold pairs of the query are masked out of the pool (rejection in the authors'
         code); a pool made only of manifold pairs falls back to the unmasked pool.
+        ``h_items``: G's codes of every training item of modality ``xm`` when already
+        computed (no gradient; the pool's rows are gathered from it).  ``shared_pool``:
+        one pool for all queries of ``q`` (what :meth:`generator_step` uses).
         """
         cfg = self.cfg
-        pool = self._pools(len(q))
+        pool = self._pools(1 if shared_pool else len(q)).expand(len(q), -1)
         mask = (pool[:, :, None] == self.neighbors[q][:, None, :]).any(-1)
         mask &= ~mask.all(1, keepdim=True)
         with torch.set_grad_enabled(with_grad):
             h_q = self.G.encode(self.F[qm][q], qm)
-            if pool.numel() >= len(self.fit_idx):  # cheaper: encode every item once, gather
-                h_pool = self.G.encode(self.F[xm], xm)[pool]
-            else:  # small batches (the authors' one query per step): encode the pool only
-                h_pool = self.G.encode(self.F[xm][pool.reshape(-1)], xm).view(
-                    len(q), -1, cfg.bits)
-            d = sq_dist(h_q, h_pool)  # d_G(q, x), (b, P)
+            if h_items is not None:  # d_G to every item, then each query's pool columns
+                d = pairwise_sq_dist(h_q, h_items).gather(1, pool)
+            elif shared_pool:  # one pool: a (b, P) distance matrix from one product
+                d = pairwise_sq_dist(h_q, self.G.encode(self.F[xm][pool[0]], xm))
+            else:
+                if pool.numel() >= len(self.fit_idx):  # cheaper: encode every item, gather
+                    h_pool = self.G.encode(self.F[xm], xm)[pool]
+                else:  # small batches: encode the pools only
+                    h_pool = self.G.encode(self.F[xm][pool.reshape(-1)], xm).view(
+                        len(q), -1, cfg.bits)
+                d = sq_dist(h_q, h_pool)  # d_G(q, x), (b, P)
         logp = generator_log_probs(d.detach(), cfg.temperature, mask)
         cols = torch.multinomial(logp.exp().cpu(), cfg.n_samples, replacement=True,
                                  generator=self.gen).to(self.device)
@@ -210,8 +234,9 @@ class Trainer:
     # -------------------------------------------------------------------------- training
     def _triplet_loss(self, q, pos, neg, qm, xm) -> torch.Tensor:
         h_q = self.D.encode(self.F[qm][q], qm)
-        d_pos = sq_dist(h_q, self.D.encode(self.F[xm][pos], xm))  # d(q, x^M)
-        d_neg = sq_dist(h_q, self.D.encode(self.F[xm][neg], xm))  # d(q, x^G)
+        h_x = self.D.encode(self.F[xm][torch.cat([pos, neg])], xm)  # one GEMM for both
+        d_pos = sq_dist(h_q, h_x[:len(pos)])  # d(q, x^M)
+        d_neg = sq_dist(h_q, h_x[len(pos):])  # d(q, x^G)
         f = triplet_score(d_pos, d_neg, self.cfg.margin)  # f_phi(x^G, q)
         return discriminator_loss(f, self.cfg.d_loss)
 
@@ -229,8 +254,8 @@ class Trainer:
                     self.opt_pre.zero_grad(set_to_none=True)
                     loss.backward()
                     self.opt_pre.step()
-                    losses.append(loss.item())
-            logs = {"epoch": epoch, "pretrain_loss": float(np.mean(losses)), **self.validate()}
+                    losses.append(loss.detach())
+            logs = {"epoch": epoch, "pretrain_loss": _mean(losses), **self.validate()}
             for cb in self.callbacks:
                 cb.on_pretrain_epoch_end(self, epoch, logs)
             self.history.append({"stage": "pretrain", **logs})
@@ -245,11 +270,14 @@ class Trainer:
         random manifold pair.  Returns ``{"i2t"|"t2i": (q, x_M, x_G)}``, each (n * S,)."""
         n, s = len(self.fit_idx), self.cfg.n_samples
         out = {}
+        h_all = self._all_codes(self.G)  # G is fixed while it samples: encode items once
+        chunk = max(1, min(1024, (1 << 24) // n))  # (chunk, n) distances: <= 64 MB
         for (qm, xm), key in zip(DIRECTIONS, ("i2t", "t2i")):
             qs, ps, gs = [], [], []
-            for start in range(0, n, 1024):
-                q = torch.arange(start, min(n, start + 1024), device=self.device)
-                items, *_ = self._sample_generated(q, qm, xm, with_grad=False)
+            for start in range(0, n, chunk):
+                q = torch.arange(start, min(n, start + chunk), device=self.device)
+                items, *_ = self._sample_generated(q, qm, xm, with_grad=False,
+                                                   h_items=h_all[xm])
                 qs.append(q.repeat_interleave(s))
                 ps.append(self._positives(q, s).reshape(-1))
                 gs.append(items.reshape(-1))
@@ -267,22 +295,41 @@ class Trainer:
                     self.opt_d.zero_grad(set_to_none=True)
                     loss.backward()
                     self.opt_d.step()
-                    losses.append(loss.item())
-        return float(np.mean(losses))
+                    losses.append(loss.detach())  # no device sync per step
+        return _mean(losses)
 
     def generator_step(self, q: torch.Tensor, qm: str, xm: str) -> tuple[float, float]:
-        """One REINFORCE step of G on queries ``q``; returns (loss, mean reward)."""
+        """One REINFORCE step of G on queries ``q``; returns (loss, mean reward).
+
+        The queries share one fresh pool (see the module docstring).  With
+        ``g_softmax="sampled"`` the pool is scored without gradients and only the query and
+        its sampled items are re-encoded with gradients (the same values, a fraction of the
+        back-propagation)."""
+        loss, r = self._generator_step(q, qm, xm)
+        return loss.item(), r.mean().item()
+
+    def _generator_step(self, q: torch.Tensor, qm: str, xm: str
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        items, d_pool, mask, cols = self._sample_generated(q, qm, xm, with_grad=True)
-        if cfg.g_softmax == "pool":  # paper: log p over the whole pool
+        pool_grad = cfg.g_softmax == "pool"
+        items, d_pool, mask, cols = self._sample_generated(q, qm, xm, with_grad=pool_grad,
+                                                           shared_pool=True)
+        if pool_grad:  # paper: log p over the whole pool
             logp = generator_log_probs(d_pool, cfg.temperature, mask).gather(1, cols)
         else:  # authors' code: softmax over the S sampled items only
-            logp = torch.log_softmax(-d_pool.gather(1, cols) / cfg.temperature, dim=1)
+            h_q = self.G.encode(self.F[qm][q], qm)
+            h_s = self.G.encode(self.F[xm][items.reshape(-1)], xm).view(len(q), -1, cfg.bits)
+            logp = torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
         with torch.no_grad():  # reward from the fixed discriminator
             pos = self._positives(q, cfg.n_samples)
-            h_q = self.D.encode(self.F[qm][q], qm)
-            hx = lambda idx: self.D.encode(self.F[xm][idx.reshape(-1)], xm).view(
-                len(q), -1, cfg.bits)
+            cache = self._d_codes
+            if cache is not None:  # D's codes of every training item, computed once
+                h_q = cache[qm][q]
+                hx = lambda idx: cache[xm][idx]  # noqa: E731
+            else:
+                h_q = self.D.encode(self.F[qm][q], qm)
+                hx = lambda idx: self.D.encode(self.F[xm][idx.reshape(-1)], xm).view(  # noqa: E731
+                    len(q), -1, cfg.bits)
             f = triplet_score(sq_dist(h_q, hx(pos)), sq_dist(h_q, hx(items)), cfg.margin)
             r = reward(f, cfg.reward)  # (b, S)
             base = r.mean(1, keepdim=True) if cfg.reward_baseline else None
@@ -290,18 +337,37 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
-        return loss.item(), r.mean().item()
+        return loss.detach(), r
+
+    @torch.no_grad()
+    def _all_codes(self, model: CrossModalHashNet, batch: int = 4096) -> dict[str, torch.Tensor]:
+        """Relaxed codes ``h`` of every training item, ``{"img"|"txt": (n_fit, l)}``, in
+        batches (the hidden layer of all items at once would need n x hidden floats)."""
+        return {m: torch.cat([model.encode(self.F[m][s:s + batch], m)
+                              for s in range(0, len(self.fit_idx), batch)])
+                for m in ("img", "txt")}
+
+    def _discriminator_codes(self) -> dict[str, torch.Tensor]:
+        """D's relaxed codes ``h`` of every training item, ``{"img"|"txt": (n_fit, l)}``."""
+        return self._all_codes(self.D)
 
     def train_generator(self) -> tuple[float, float]:
-        """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each."""
+        """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each.
+
+        D does not change during these epochs, so its codes of every training item are
+        computed once here and reused by every step's reward."""
         losses, rewards = [], []
-        for _ in range(self.cfg.g_epochs):
-            for qm, xm in DIRECTIONS:
-                for q in self._batches(len(self.fit_idx), self.cfg.g_batch):
-                    lo, re = self.generator_step(q, qm, xm)
-                    losses.append(lo)
-                    rewards.append(re)
-        return float(np.mean(losses)), float(np.mean(rewards))
+        self._d_codes = self._discriminator_codes()
+        try:
+            for _ in range(self.cfg.g_epochs):
+                for qm, xm in DIRECTIONS:
+                    for q in self._batches(len(self.fit_idx), self.cfg.g_batch):
+                        lo, re = self._generator_step(q, qm, xm)
+                        losses.append(lo)
+                        rewards.append(re.mean())
+        finally:
+            self._d_codes = None
+        return _mean(losses), _mean(rewards)
 
     def adversarial_round(self) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -401,6 +467,11 @@ class Trainer:
                                   "this data set (seed or validation fraction differ)")
         trainer.load_state_dict(sd)
         return trainer
+
+
+def _mean(values: list[torch.Tensor]) -> float:
+    """Mean of per-step scalars kept on the device (one transfer instead of one per step)."""
+    return float(torch.stack(values).double().mean().item()) if values else float("nan")
 
 
 def read_checkpoint(path: str | Path, data: CrossModalDataset | None = None) -> dict[str, Any]:

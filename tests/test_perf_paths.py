@@ -1,0 +1,266 @@
+"""The fast paths give the results of the straightforward computations they replace.
+
+Each test compares an optimised routine (radix/selection ranking, block-wise Hamming top-k,
+cumulative-sum AP, packed-label relevance, top-k kNN, cached codes in the trainer, one
+matrix product for pool distances) with a direct reference written here, on inputs with
+many ties, and checks that a seed still fixes every result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ugach_core import Trainer, smoke
+from ugach_core.data import make_synthetic
+from ugach_core.graph import knn
+from ugach_core.losses import pairwise_sq_dist, sq_dist
+from ugach_core.metrics import (average_precision, mean_average_precision, pr_curve_hamming,
+                                precision_at_k, relevance)
+from ugach_core.retrieval import hamming_distance, hamming_topk, pack_codes, rank_by_hamming
+
+
+# ------------------------------------------------------------------------- references
+def ref_rank(dist: np.ndarray) -> np.ndarray:
+    """Order by (distance, index): argsort of unique int64 keys."""
+    d = np.asarray(dist).astype(np.int64)
+    n = d.shape[1]
+    return np.argsort(d * n + np.arange(n)[None, :], axis=1)
+
+
+def ref_ap(rel: np.ndarray, n_rel=None) -> np.ndarray:
+    r = np.asarray(rel, dtype=np.float64)
+    cum = np.cumsum(r, 1)
+    num = (cum / np.arange(1, r.shape[1] + 1)[None, :] * r).sum(1)
+    den = cum[:, -1] if n_rel is None else np.asarray(n_rel, float)
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def ref_map(q, db, lq, ld, k=None):
+    d = hamming_distance(pack_codes(q), pack_codes(db))
+    order = ref_rank(d)[:, :k]
+    rel = (np.asarray(lq, float) @ np.asarray(ld, float).T) > 0
+    return float(ref_ap(np.take_along_axis(rel, order, 1)).mean())
+
+
+# ---------------------------------------------------------------------------- ranking
+@pytest.mark.parametrize("bits", [3, 64, 100, 300])
+@pytest.mark.parametrize("k", [1, 5, 40, 400])
+def test_hamming_topk_equals_full_sort(bits, k, rng):
+    """Block-wise top-k == first k of the full (distance, index) sort; uint8 and uint16
+    distances, few bits (every distance tied many times), k up to N."""
+    q = pack_codes(rng.integers(0, 2, (13, bits)))
+    db = pack_codes(rng.integers(0, 2, (400, bits)))
+    full = hamming_distance(q, db)
+    for block in (None, 1, 5):
+        idx, dist = hamming_topk(q, db, k, block=block)
+        np.testing.assert_array_equal(idx, ref_rank(full)[:, :k])
+        np.testing.assert_array_equal(dist, np.take_along_axis(full, idx, 1))
+    with pytest.raises(ValueError, match="k must be"):
+        hamming_topk(q, db, 401)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.float64])
+@pytest.mark.parametrize("topk", [None, 2, 30, 600])
+def test_rank_paths_agree(dtype, topk, rng):
+    """Radix sort, radius selection and key argsort give one order, whatever the dtype
+    (small ints, values > 255, floats, negatives)."""
+    for hi, lo in ((4, 0), (700, 0), (5, -3)):
+        dist = rng.integers(lo, hi, size=(6, 600))
+        if dtype == np.uint16 and lo < 0:
+            continue
+        dist = dist.astype(dtype)
+        np.testing.assert_array_equal(rank_by_hamming(dist, topk), ref_rank(dist)[:, :topk])
+
+
+def test_hamming_distance_large_code_lengths(rng):
+    """Distances above 255 (uint16 accumulation) and 1 word (uint8) are exact."""
+    for bits in (64, 1000):
+        a = rng.integers(0, 2, (3, bits))
+        b = rng.integers(0, 2, (5, bits))
+        naive = (a[:, None, :] != b[None, :, :]).sum(-1)
+        np.testing.assert_array_equal(hamming_distance(pack_codes(a), pack_codes(b)), naive)
+
+
+# ---------------------------------------------------------------------------- metrics
+def test_average_precision_equals_reference(rng):
+    rel = rng.random((40, 90)) < rng.random((40, 1))  # densities from 0 to 1
+    rel[0] = False  # a query without relevant items scores 0
+    np.testing.assert_allclose(average_precision(rel), ref_ap(rel), rtol=1e-12, atol=0)
+    n_rel = rel.sum(1) + 3
+    np.testing.assert_allclose(average_precision(rel, n_rel), ref_ap(rel, n_rel), rtol=1e-12)
+    np.testing.assert_allclose(average_precision(rel.astype(np.int8)), ref_ap(rel))
+    with pytest.raises(ValueError, match="0/1"):
+        average_precision(rel * 2)
+
+
+@pytest.mark.parametrize("n_classes", [5, 10, 24, 40, 70])
+def test_map_and_curves_equal_reference(n_classes, rng):
+    """MAP@all / MAP@k with packed labels (uint8..uint64 words) == the direct computation;
+    P@k and the PR curve agree with direct counts."""
+    bits = 12
+    q = rng.integers(0, 2, (30, bits)).astype(bool)
+    db = rng.integers(0, 2, (250, bits)).astype(bool)
+    lq = (rng.random((30, n_classes)) < 0.1).astype(np.uint8)
+    ld = (rng.random((250, n_classes)) < 0.1).astype(np.uint8)
+    np.testing.assert_array_equal(relevance(lq, ld), (lq.astype(float) @ ld.T) > 0)
+    for k in (None, 1, 17, 250):
+        assert mean_average_precision(q, db, lq, ld, k=k, block=7) == pytest.approx(
+            ref_map(q, db, lq, ld, k), abs=1e-12)
+    order = ref_rank(hamming_distance(pack_codes(q), pack_codes(db)))
+    rel = relevance(lq, ld)
+    ranked = np.take_along_axis(rel, order, 1)
+    ks = np.array([1, 10, 250])
+    np.testing.assert_allclose(precision_at_k(q, db, lq, ld, ks, block=9),
+                               (np.cumsum(ranked, 1)[:, ks - 1] / ks).mean(0))
+    d = hamming_distance(pack_codes(q), pack_codes(db))
+    pr = pr_curve_hamming(q, db, lq, ld, block=4)
+    for r in (0, 3, bits):
+        ret = d <= r
+        hit = (ret & rel).sum(1)
+        ok = ret.sum(1) > 0
+        assert pr["n_queries"][r] == ok.sum()
+        if ok.any():
+            assert pr["precision"][r] == pytest.approx((hit[ok] / ret.sum(1)[ok]).mean())
+
+
+def test_negative_label_values_use_the_product(rng):
+    """Labels with negative entries (not multi-hot) fall back to the matrix product."""
+    lq = rng.integers(-1, 2, (6, 4))
+    ld = rng.integers(-1, 2, (9, 4))
+    np.testing.assert_array_equal(relevance(lq, ld), (lq @ ld.T) > 0)
+    q = rng.integers(0, 2, (6, 8))
+    db = rng.integers(0, 2, (9, 8))
+    assert mean_average_precision(q, db, lq, ld) == pytest.approx(ref_map(q, db, lq, ld))
+
+
+# ------------------------------------------------------------------------------ graph
+def ref_knn(x: np.ndarray, k: int) -> np.ndarray:
+    x = torch.as_tensor(x, dtype=torch.float32)
+    sq = (x * x).sum(1)
+    d = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp(min=0)
+    d.fill_diagonal_(-1.0)
+    return torch.sort(d, dim=1, stable=True).indices[:, :k].numpy()
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_knn_topk_path_equals_stable_sort(k, rng):
+    """Integer grid points: many exactly tied distances, duplicates included; the top-k
+    path (with its stable-sort fallback for tied rows) == a full stable sort."""
+    x = rng.integers(0, 3, (90, 2)).astype(np.float32)  # 9 distinct points, 90 rows
+    np.testing.assert_array_equal(knn(x, k, block=16), ref_knn(x, k))
+    y = rng.standard_normal((70, 5)).astype(np.float32)  # no ties: pure top-k path
+    np.testing.assert_array_equal(knn(y, k, block=32), ref_knn(y, k))
+
+
+# ----------------------------------------------------------------------------- losses
+def test_pairwise_sq_dist_equals_broadcast(torch_seed):
+    hq = torch.rand(7, 16, dtype=torch.float64, requires_grad=True)
+    hx = torch.rand(11, 16, dtype=torch.float64, requires_grad=True)
+    a = pairwise_sq_dist(hq, hx)
+    b = sq_dist(hq, hx.unsqueeze(0).expand(7, -1, -1))
+    torch.testing.assert_close(a, b)
+    ga = torch.autograd.grad(a.sum(), (hq, hx))
+    gb = torch.autograd.grad(b.sum(), (hq, hx))
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v)
+    with pytest.raises(ValueError, match="codes"):
+        pairwise_sq_dist(hq, hx[:, :3])
+
+
+# ---------------------------------------------------------------------------- trainer
+@pytest.fixture(scope="module")
+def tiny():
+    return make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)
+
+
+def cfg_for(**kw):
+    base = dict(hidden=32, pretrain_epochs=1, rounds=2, d_batch=64, g_batch=32,
+                pretrain_batch=64, pool_fraction=0.25)
+    base.update(kw)
+    return smoke(8).replace(**base)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(g_softmax="sampled", optimizer="sgd", g_batch=1,
+                                         d_batch=1, reward_baseline=False, rounds=1)])
+def test_same_seed_same_codes_fast_paths(tiny, kw):
+    """Fused optimisers, cached codes and shared pools keep runs reproducible."""
+    runs = [Trainer(cfg_for(**kw), tiny, seed=5, progress=False) for _ in range(2)]
+    for t in runs:
+        t.fit()
+    for m in ("img", "txt"):
+        np.testing.assert_array_equal(runs[0].codes()[m], runs[1].codes()[m])
+        np.testing.assert_array_equal(runs[0].codes("current")[m],
+                                      runs[1].codes("current")[m])
+
+
+def test_cached_discriminator_codes_give_the_same_step(tiny):
+    """A G step rewarded from D's cached codes == one that encodes its items itself."""
+    a = Trainer(cfg_for(), tiny, seed=1, progress=False)
+    b = Trainer(cfg_for(), tiny, seed=1, progress=False)
+    q = torch.arange(32)
+    a._d_codes = a._discriminator_codes()
+    la, ra = a._generator_step(q, "img", "txt")
+    lb, rb = b._generator_step(q, "img", "txt")
+    torch.testing.assert_close(ra, rb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
+    for pa, pb in zip(a.G.parameters(), b.G.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_cached_sampling_equals_direct_encoding(tiny):
+    """Sampling from G's codes computed once == encoding the pools in the same call."""
+    a = Trainer(cfg_for(), tiny, seed=2, progress=False)
+    b = Trainer(cfg_for(), tiny, seed=2, progress=False)
+    q = torch.arange(40)
+    with torch.no_grad():
+        h_all = a.G.encode(a.F["txt"], "txt")
+    ia, da, ma, _ = a._sample_generated(q, "img", "txt", False, h_items=h_all)
+    ib, db, mb, _ = b._sample_generated(q, "img", "txt", False)
+    torch.testing.assert_close(da, db, rtol=1e-5, atol=1e-5)
+    assert torch.equal(ma, mb)
+    assert torch.equal(ia, ib)
+
+
+def test_sampled_softmax_gradient_equals_pool_path(tiny):
+    """g_softmax='sampled': re-encoding only the sampled items gives the gradient of the
+    log-softmax over the sampled columns of the pool distances."""
+    cfg = cfg_for(g_softmax="sampled", reward_baseline=False)
+    t = Trainer(cfg, tiny, seed=4, progress=False)
+    q = torch.arange(8)
+    state = t.gen.get_state()
+    items, d_pool, mask, cols = t._sample_generated(q, "img", "txt", True, shared_pool=True)
+    logp_ref = torch.log_softmax(-d_pool.gather(1, cols) / cfg.temperature, dim=1)
+    g_ref = torch.autograd.grad(logp_ref.sum(), list(t.G.parameters()), allow_unused=True)
+    t.gen.set_state(state)
+    items2, *_ = t._sample_generated(q, "img", "txt", False, shared_pool=True)
+    assert torch.equal(items, items2)
+    h_q = t.G.encode(t.F["img"][q], "img")
+    h_s = t.G.encode(t.F["txt"][items2.reshape(-1)], "txt").view(len(q), -1, cfg.bits)
+    logp = torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
+    torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
+    g_new = torch.autograd.grad(logp.sum(), list(t.G.parameters()), allow_unused=True)
+    for u, v in zip(g_new, g_ref):
+        if u is None or v is None:
+            assert (u is None or not u.abs().sum()) and (v is None or not v.abs().sum())
+        else:
+            torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
+
+
+def test_shared_pool_is_one_uniform_pool(tiny):
+    """A G step's queries share one pool drawn like a single query's pool; manifold pairs
+    are masked per query."""
+    t = Trainer(cfg_for(), tiny, seed=6, progress=False)
+    q = torch.arange(10)
+    state = t.gen.get_state()
+    items, d, mask, cols = t._sample_generated(q, "img", "txt", False, shared_pool=True)
+    t.gen.set_state(state)
+    pool = t._pools(1)[0]
+    assert d.shape == (10, t.pool_size)
+    nb = t.neighbors[q]
+    for i in range(10):
+        assert set(items[i].tolist()) <= set(pool.tolist())
+        in_graph = torch.isin(pool, nb[i])
+        if not in_graph.all():
+            assert torch.equal(mask[i], in_graph)
