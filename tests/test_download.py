@@ -172,3 +172,48 @@ def test_download_all_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
     monkeypatch.setattr(dl.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000}))
     with pytest.raises(DownloadError, match=r"needs 3,069,391,477 bytes .* only 1,000 are free"):
         dl.download_all("mirflickr25k", tmp_path / "m")
+
+
+def test_wikipedia_registry_matches_the_real_files(wiki_root):
+    """Sizes and md5 in the registry are those of the real release files."""
+    for r in dl.REMOTES["wikipedia"]:
+        assert r.url.startswith("https://raw.githubusercontent.com/emanuetre/crossmodal/")
+        f = wiki_root / r.name
+        assert f.stat().st_size == r.size and dl.md5sum(f) == r.md5
+
+
+def test_prepare_wikipedia_downloads_checks_and_loads(wiki_root, tmp_path, monkeypatch, capsys):
+    """`data prepare wikipedia --download` from a loopback copy of the release: the files land in
+    ROOT/wikipedia, pass their md5 check and load; without --download it says what to put where."""
+    import functools
+
+    from ugach_core.cli import main
+    from ugach_core.data import load
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(wiki_root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        monkeypatch.setitem(dl.REMOTES, "wikipedia", [
+            Remote(r.name, f"{url}/{r.name}", r.size, r.md5) for r in dl.REMOTES["wikipedia"]])
+        root = tmp_path / "root"
+        assert main(["data", "prepare", "wikipedia", "--root", str(root)]) == 2
+        err = capsys.readouterr().err
+        assert "raw_features.mat (1,075,232 bytes" in err and "--download" in err
+        assert not root.exists() or not any(root.rglob("*.mat"))
+        assert main(["data", "prepare", "wikipedia", "--root", str(root), "--download",
+                     "--no-progress"]) == 0
+        assert "2866" in capsys.readouterr().out.replace(",", "")
+        data = load("wikipedia", root=root)
+        assert len(data.labels) == 2866
+        # a second run finds the files and downloads nothing
+        n_files = sorted(p.name for p in (root / "wikipedia").iterdir())
+        assert main(["data", "prepare", "wikipedia", "--root", str(root), "--download",
+                     "--no-progress"]) == 0
+        assert sorted(p.name for p in (root / "wikipedia").iterdir()) == n_files
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -162,6 +162,27 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_wikipedia(root: Path, download: bool, progress: bool) -> int:
+    """Wikipedia needs no feature extraction: fetch (or find) the release files, load, report."""
+    from .data.download import REMOTES, DownloadError, download_all, offline_message
+    from .data.wikipedia import find_wikipedia, load_wikipedia
+
+    folder = root / "wikipedia"
+    if find_wikipedia(root) is None:
+        if not download:
+            print(f"error: Wikipedia files not found under {root}.\n"
+                  f"{offline_message(REMOTES['wikipedia'], folder)}\n"
+                  "or run again with --download.", file=sys.stderr)
+            return 2
+        try:
+            download_all("wikipedia", folder, progress=progress)
+        except DownloadError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    print(load_wikipedia(find_wikipedia(root) or folder).summary())
+    return 0
+
+
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Build a data set's feature cache from its official release (optionally downloading it)."""
     from .data.download import REMOTES, DownloadError, download_all, offline_message
@@ -170,6 +191,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from .data.nuswide import find_official, load_nuswide, nuswide_folder, prepare_nuswide
 
     root = data_root(args.root)
+    if args.name == "wikipedia":
+        return _prepare_wikipedia(root, args.download, not args.no_progress)
     try:
         if args.name == "mirflickr25k":
             folder = mirflickr_folder(root)
@@ -267,14 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="prepare data sets from their official releases")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     dp = dsub.add_parser(
-        "prepare", help="build the feature cache of mirflickr25k or nuswide",
+        "prepare", help="fetch Wikipedia, or build the feature cache of mirflickr25k or nuswide",
         description="Build <root>/<name>/<name>_<extractor>.npz from the official release: "
                     "labels, tag vectors and VGG19 fc7 image features (needs torchvision; a GPU "
                     "when there is one). An interrupted run resumes where it stopped.")
-    dp.add_argument("name", choices=("mirflickr25k", "nuswide"))
+    dp.add_argument("name", choices=("wikipedia", "mirflickr25k", "nuswide"))
     dp.add_argument("--root", default=None, help=f"data root (default: {data_root()})")
     dp.add_argument("--download", action="store_true",
-                    help="download the official archives first (MIRFlickr only; resumable)")
+                    help="download the release files first (Wikipedia and MIRFlickr; resumable, "
+                         "md5-checked)")
     dp.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     dp.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     dp.add_argument("--workers", type=int, default=2,

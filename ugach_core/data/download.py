@@ -38,6 +38,9 @@ class Remote:
         return f"{self.name} ({size}, {md5}) from {self.url}"
 
 
+_WIKI_BASE = ("https://raw.githubusercontent.com/emanuetre/crossmodal/"
+              "40db7f5338a150ef8feff2787f4bb8b3df809355/wikipedia_info")
+
 REMOTES: dict[str, list[Remote]] = {
     "mirflickr25k": [
         Remote("mirflickr25k.zip",
@@ -47,6 +50,16 @@ REMOTES: dict[str, list[Remote]] = {
                "https://press.liacs.nl/mirflickr/mirflickr25k.v3b/"
                "mirflickr25k_annotations_v080.zip",
                207220, "aa0138c79892b1b670184d142380948f"),
+    ],
+    # The SVCL release files as redistributed, unmodified, in a public repository, pinned to a
+    # commit; sizes and md5 are those of the files this project tests against.
+    "wikipedia": [
+        Remote(name, f"{_WIKI_BASE}/{name}", size, md5) for name, size, md5 in (
+            ("raw_features.mat", 1075232, "50a6880f35921ae0fd5be2a6bf21c8c6"),
+            ("trainset_txt_img_cat.list", 155153, "62d7b815e995fcf9d5f2581540196b88"),
+            ("testset_txt_img_cat.list", 49494, "c8f97c593505796cdf1b6fe1a8d42631"),
+            ("categories.list", 75, "de5c3ae255ce565357d0b855dd1ee8d6"),
+        )
     ],
 }
 

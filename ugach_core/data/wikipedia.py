@@ -53,7 +53,8 @@ def load_wikipedia(folder: str | Path) -> CrossModalDataset:
         raise FileNotFoundError(
             f"Wikipedia files missing in {folder}: {', '.join(missing)}. Put the official "
             f"release files ({', '.join(FILES)}) there, or pass root=/ --root to the folder "
-            "that holds them (or set UGACH_DATA)."
+            "that holds them (or set UGACH_DATA); or fetch them (about 1.3 MB) with "
+            "`python -m ugach_core data prepare wikipedia --download`."
         )
     try:
         mat = scipy.io.loadmat(folder / "raw_features.mat")
