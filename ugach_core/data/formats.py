@@ -386,6 +386,16 @@ def mirflickr_split(n: int, protocol: str = "ugach", seed: int = 0, n_query: int
     return train, query, db
 
 
+def protocol_description(protocol: str, seed: int, train: np.ndarray, query: np.ndarray,
+                         db: np.ndarray) -> str:
+    """One line that names a MIRFlickr split protocol and its sizes (``CrossModalDataset.protocol``)."""
+    if protocol == "ugach":
+        return (f"UGACH (seed {seed}): {len(query)} queries, database = the other {len(db)} "
+                f"pairs, {len(train)} training pairs from the database")
+    return (f"DCMH (seed {seed}): {len(query)} queries, {len(db)} database pairs, "
+            "training set = database")
+
+
 def load_mirflickr_mat(folder: PathLike, protocol: str = "ugach", seed: int = 0
                        ) -> CrossModalDataset:
     """MIRFlickr-25K (20,015 pairs) from the DCMH/UCCH ``.mat`` files in ``folder``:
@@ -420,12 +430,7 @@ def load_mirflickr_mat(folder: PathLike, protocol: str = "ugach", seed: int = 0
                          f"({sizes}); all three must hold the same 20,015 pairs in one order")
     train, query, db = mirflickr_split(img.shape[0], protocol, seed)
     names = MIRFLICKR_LABELS if labels.shape[1] == len(MIRFLICKR_LABELS) else None
-    if protocol == "ugach":
-        desc = (f"UGACH (seed {seed}): {len(query)} queries, database = the other {len(db)} "
-                f"pairs, {len(train)} training pairs from the database")
-    else:
-        desc = (f"DCMH (seed {seed}): {len(query)} queries, {len(db)} database pairs, "
-                "training set = database")
+    desc = protocol_description(protocol, seed, train, query, db)
     return CrossModalDataset(
         name="mirflickr25k", img=img, txt=txt, labels=labels, train_idx=train,
         query_idx=query, db_idx=db, label_names=names, protocol=desc, source=str(folder),

@@ -41,7 +41,7 @@ from ..utils import atomic_write
 from .dataset import CrossModalDataset
 from .features import Extractor, FileSource, extract_features, get_extractor, parts_folder
 from .formats import (MIRFLICKR_FILES, MIRFLICKR_LABELS, PROTOCOLS, load_mirflickr_mat,
-                      mirflickr_split)
+                      mirflickr_split, protocol_description)
 
 PathLike = str | os.PathLike
 
@@ -410,12 +410,7 @@ def load_mirflickr(root: PathLike, protocol: str = "ugach", seed: int = 0,
     n_query = 2000 if n > 4000 else max(1, n // 10)
     n_train = min(15000, n - n_query) if protocol == "ugach" else 0
     train, query, db = mirflickr_split(n, protocol, seed, n_query=n_query, n_train=n_train)
-    if protocol == "ugach":
-        desc = (f"UGACH (seed {seed}): {len(query)} queries, database = the other {len(db)} "
-                f"pairs, {len(train)} training pairs from the database")
-    else:
-        desc = (f"DCMH (seed {seed}): {len(query)} queries, {len(db)} database pairs, "
-                "training set = database")
+    desc = protocol_description(protocol, seed, train, query, db)
     return CrossModalDataset(
         name="mirflickr25k", img=d["img"], txt=d["txt"], labels=d["labels"], train_idx=train,
         query_idx=query, db_idx=db, label_names=d["label_names"], protocol=desc,
