@@ -54,11 +54,40 @@ def test_hamming_topk_equals_full_sort(bits, k, rng):
     db = pack_codes(rng.integers(0, 2, (400, bits)))
     full = hamming_distance(q, db)
     for block in (None, 1, 5):
-        idx, dist = hamming_topk(q, db, k, block=block)
+        idx, dist = hamming_topk(q, db, k, block=block, backend="numpy")
         np.testing.assert_array_equal(idx, ref_rank(full)[:, :k])
         np.testing.assert_array_equal(dist, np.take_along_axis(full, idx, 1))
     with pytest.raises(ValueError, match="k must be"):
         hamming_topk(q, db, 401)
+    with pytest.raises(ValueError, match="backend"):
+        hamming_topk(q, db, 3, backend="gpu")
+
+
+@pytest.mark.parametrize("bits,n,k", [(3, 400, 40), (16, 50_000, 1000), (64, 70_000, 100),
+                                      (100, 3000, 3000)])
+def test_hamming_topk_faiss_backend_breaks_ties_by_index(bits, n, k, rng):
+    """The optional faiss backend returns exactly the numpy result, ties included (few bits:
+    thousands of items per distance; databases larger than faiss's internal blocks)."""
+    pytest.importorskip("faiss")
+    q = pack_codes(rng.integers(0, 2, (17, bits)))
+    db = pack_codes(rng.integers(0, 2, (n, bits)))
+    ref_idx, ref_dist = hamming_topk(q, db, k, backend="numpy")
+    idx, dist = hamming_topk(q, db, k, backend="faiss")
+    np.testing.assert_array_equal(dist, ref_dist)
+    np.testing.assert_array_equal(idx, ref_idx)
+
+
+def test_hamming_topk_faiss_backend_missing(monkeypatch, rng):
+    """backend='faiss' without faiss says how to install it; 'auto' falls back to numpy."""
+    import ugach_core.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "_faiss", lambda: None)
+    q = pack_codes(rng.integers(0, 2, (3, 16)))
+    db = pack_codes(rng.integers(0, 2, (50, 16)))
+    with pytest.raises(ImportError, match="faiss-cpu"):
+        hamming_topk(q, db, 5, backend="faiss")
+    np.testing.assert_array_equal(hamming_topk(q, db, 5)[0],
+                                  ref_rank(hamming_distance(q, db))[:, :5])
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.float64])

@@ -183,17 +183,50 @@ def rank_by_hamming(dist: np.ndarray, topk: int | None = None) -> np.ndarray:
     return _rank_rows(dist, topk)
 
 
+def _faiss():
+    """The faiss module when it is installed (optional: ``pip install faiss-cpu``), else None."""
+    try:
+        import faiss  # noqa: PLC0415
+    except ImportError:
+        return None
+    return faiss
+
+
 def hamming_topk(q_packed: np.ndarray, db_packed: np.ndarray, k: int,
-                 block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 block: int | None = None, backend: str = "auto"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest database codes of every query, ties broken by database index.
 
     ``(Q, W)``, ``(N, W)`` packed codes -> ``(indices (Q, k) int64, distances (Q, k) int32)``.
     Equal to ``rank_by_hamming(hamming_distance(q, db), k)`` without ever holding the
-    ``(Q, N)`` matrix: blocks of queries are computed and reduced on a few threads."""
+    ``(Q, N)`` matrix.
+
+    ``backend``: ``"numpy"`` computes blocks of queries on a few threads; ``"faiss"`` uses
+    faiss ``IndexBinaryFlat`` (an optional dependency) and re-sorts its top ``k`` by
+    (distance, index): faiss's heap keeps the first-seen item among equal distances, i.e.
+    the lowest index, so the result is the same (``tests/test_perf_paths.py`` checks this on
+    tie-heavy codes); ``"auto"`` (default) takes faiss when it is installed, else numpy.
+    """
     _check_packed(q_packed, db_packed)
     n = db_packed.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, N={n}], got {k}")
+    if backend not in ("auto", "numpy", "faiss"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', got {backend!r}")
+    faiss = _faiss() if backend != "numpy" else None
+    if backend == "faiss" and faiss is None:
+        raise ImportError("backend='faiss' needs faiss: pip install faiss-cpu (or use "
+                          "backend='numpy')")
+    if faiss is not None:
+        # d_H is the popcount of the XOR, whatever the byte order: view the words as bytes
+        q8 = np.ascontiguousarray(q_packed).view(np.uint8)
+        db8 = np.ascontiguousarray(db_packed).view(np.uint8)
+        index = faiss.IndexBinaryFlat(db8.shape[1] * 8)
+        index.add(db8)
+        dist, idx = index.search(q8, k)
+        order = np.lexsort((idx, dist), axis=-1)  # by distance, then by index
+        return (np.take_along_axis(idx, order, 1).astype(np.int64),
+                np.take_along_axis(dist, order, 1).astype(np.int32))
     dt = _dist_dtype(q_packed.shape[1])
     db_t = np.ascontiguousarray(db_packed.T)
     idx = np.empty((len(q_packed), k), dtype=np.int64)
