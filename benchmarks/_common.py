@@ -43,9 +43,12 @@ def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # only changes to the code that produces the figures count (not README, results files)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "ugach_core", "benchmarks/*.py", "benchmarks/*.sh"],
                                cwd=REPO, capture_output=True, text=True).stdout.strip()
-        return head + (" (plus uncommitted changes in the working tree)" if dirty else "")
+        return head + (" (plus uncommitted changes to ugach_core/ or benchmarks/)" if dirty
+                       else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
