@@ -96,3 +96,11 @@ def torch_seed() -> int:
     """Seed torch's global RNG (weight init, randn) so a test does not depend on test order."""
     torch.manual_seed(0)
     return 0
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A small SYNTHETIC data set (240 pairs, 5 classes) for trainer tests."""
+    from ugach_core.data import make_synthetic
+
+    return make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from ugach_core import Trainer, smoke
-from ugach_core.data import make_synthetic
 from ugach_core.graph import knn
 from ugach_core.losses import pairwise_sq_dist, sq_dist
 from ugach_core.metrics import (average_precision, mean_average_precision, pr_curve_hamming,
@@ -199,10 +198,6 @@ def test_pairwise_sq_dist_equals_broadcast(torch_seed):
 
 
 # ---------------------------------------------------------------------------- trainer
-@pytest.fixture(scope="module")
-def tiny():
-    return make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)
-
 
 def cfg_for(**kw):
     base = dict(hidden=32, pretrain_epochs=1, rounds=2, d_batch=64, g_batch=32,

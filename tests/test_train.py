@@ -14,10 +14,6 @@ from ugach_core.data import make_synthetic
 from ugach_core.train import CheckpointError, load_discriminator, read_checkpoint
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)
-
 
 def tiny_cfg(**kw):
     base = dict(hidden=32, pretrain_epochs=2, rounds=3, d_batch=64, g_batch=64,
