@@ -22,6 +22,18 @@ import numpy as np
 import ugach_core as u
 
 
+def _fast_rows(path):
+    return [r for r in json.load(open(path)) if r.get("preset") == "fast"] if path.exists() else []
+
+
+def _seeds(path) -> str:
+    return ", ".join(str(x) for x in sorted({r["seed"] for r in _fast_rows(path)})) or "-"
+
+
+def _commits(path) -> str:
+    return ", ".join(sorted({str(r.get("commit") or "?")[:7] for r in _fast_rows(path)})) or "-"
+
+
 def stored(path):
     rows = json.load(open(path))
     out = defaultdict(list)
@@ -50,7 +62,8 @@ def main() -> None:
     say(f"### MAP@all on Wikipedia ({data.protocol})\n")
     say(f"`fast (now)`: trained in this run, seed {args.seed}, current working tree. `paper`: "
         f"read from `{paper_f.relative_to(REPO)}`. `fast (stored)`: read from "
-        f"`{fast_f.relative_to(REPO)}` (an earlier library version, mean of its seeds).\n")
+        f"`{fast_f.relative_to(REPO)}` (mean of seeds {_seeds(fast_f)}, commit "
+        f"{_commits(fast_f)}).\n")
     say("| bits | fast (now) I->T | T->I | train s | paper I->T | T->I | paper rounds | "
         "paper hardware, commit | fast (stored) I->T | T->I | fast (now) >= paper both ways |")
     say("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
