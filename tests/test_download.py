@@ -217,3 +217,13 @@ def test_prepare_wikipedia_downloads_checks_and_loads(wiki_root, tmp_path, monke
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_server_file_of_another_size_is_reported_not_resumed_forever(server, tmp_path):
+    """A complete response whose size differs from the registry is a mismatch (kept as .bad,
+    the sizes named), not a broken transfer to resume again and again."""
+    r = remote(server, size=len(PAYLOAD) + 100)
+    with pytest.raises(DownloadError, match=r"has 300,000 bytes, expected 300,100"):
+        download(r, tmp_path, progress=False)
+    assert (tmp_path / "data.bin.bad").read_bytes() == PAYLOAD
+    assert not (tmp_path / "data.bin").exists() and not (tmp_path / "data.bin.part").exists()

@@ -571,3 +571,29 @@ def test_cli_download_then_prepare_from_a_loopback_server(real, tmp_path, capsys
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_prepare_reuses_a_valid_cache_without_the_raw_release(tmp_path, capsys):
+    """Once the cache exists, the archives may be deleted: prepare (library and CLI) returns the
+    verified cache instead of asking for the 3 GB release again; a damaged cache is reported
+    as an error with exit code 2, and is left in place."""
+    from ugach_core.cli import main
+    from ugach_core.data.mirflickr import cache_path, prepare_mirflickr, save_cache
+
+    rng = np.random.default_rng(0)
+    n = 12
+    labels = np.zeros((n, 24), np.uint8)
+    labels[np.arange(n), np.arange(n) % 24] = 1
+    txt = np.zeros((n, 5), np.uint8)
+    txt[np.arange(n), np.arange(n) % 5] = 1
+    out = cache_path(tmp_path, "tinycnn")
+    save_cache(out, rng.random((n, 8)), txt, labels, np.arange(1, n + 1),
+               [f"tag{i}" for i in range(5)], [f"label{i}" for i in range(24)], "tinycnn")
+    assert prepare_mirflickr(tmp_path, extractor="tinycnn") == out
+    assert main(["data", "prepare", "mirflickr25k", "--root", str(tmp_path),
+                 "--extractor", "tinycnn", "--no-progress"]) == 0
+    assert str(out) in capsys.readouterr().out
+    out.write_bytes(out.read_bytes()[:200])  # damaged
+    assert main(["data", "prepare", "mirflickr25k", "--root", str(tmp_path),
+                 "--extractor", "tinycnn", "--no-progress"]) == 2
+    assert "error:" in capsys.readouterr().err and out.stat().st_size == 200

@@ -288,3 +288,24 @@ def test_shared_pool_is_one_uniform_pool(tiny):
         in_graph = torch.isin(pool, nb[i])
         if not in_graph.all():
             assert torch.equal(mask[i], in_graph)
+
+
+def test_optimizer_falls_back_when_fused_kernels_are_missing(tiny, monkeypatch):
+    """Where torch has no fused kernel (older releases on the CPU), the trainer still builds
+    its optimisers, unfused."""
+    import ugach_core.train as train_mod
+
+    real_sgd, real_adam = torch.optim.SGD, torch.optim.Adam
+
+    def no_fused(real):
+        def make(*a, fused=None, **kw):
+            if fused:
+                raise RuntimeError("fused=True requires all the params to be on cuda")
+            return real(*a, **kw)
+        return make
+
+    monkeypatch.setattr(train_mod.torch.optim, "SGD", no_fused(real_sgd))
+    monkeypatch.setattr(train_mod.torch.optim, "Adam", no_fused(real_adam))
+    for opt in ("sgd", "adam"):
+        tr = Trainer(cfg_for(optimizer=opt), tiny, seed=0, progress=False)
+        assert not tr.opt_d.defaults.get("fused")

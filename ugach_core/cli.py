@@ -186,6 +186,7 @@ def _prepare_wikipedia(root: Path, download: bool, progress: bool) -> int:
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Build a data set's feature cache from its official release (optionally downloading it)."""
     from .data.download import REMOTES, DownloadError, download_all, offline_message
+    from .data import mirflickr, nuswide
     from .data.mirflickr import (find_raw, load_mirflickr, mirflickr_folder, missing_archives,
                                  prepare_mirflickr)
     from .data.nuswide import find_official, load_nuswide, nuswide_folder, prepare_nuswide
@@ -193,8 +194,14 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     root = data_root(args.root)
     if args.name == "wikipedia":
         return _prepare_wikipedia(root, args.download, not args.no_progress)
+    module = mirflickr if args.name == "mirflickr25k" else nuswide
+    # a cache that is already there needs neither the release files nor a download
+    cached = module.cache_path(root, args.extractor).is_file() and not args.force
     try:
-        if args.name == "mirflickr25k":
+        if cached:
+            prepare, loader = ((prepare_mirflickr, load_mirflickr) if module is mirflickr
+                               else (prepare_nuswide, load_nuswide))
+        elif args.name == "mirflickr25k":
             folder = mirflickr_folder(root)
             try:
                 find_raw(root)
@@ -219,7 +226,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         path = prepare(root, extractor=args.extractor, batch_size=args.batch_size,
                        device=args.device, num_workers=args.workers,
                        progress=not args.no_progress, force=args.force)
-    except (DownloadError, ImportError) as e:
+    except (DownloadError, ImportError, FileNotFoundError, ValueError) as e:
+        # missing or damaged release files, a damaged cache, an unknown extractor
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(loader(root, features=args.extractor).summary())

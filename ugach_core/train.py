@@ -115,12 +115,15 @@ class Trainer:
     def _optimizer(self, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         # fused kernels: one pass over the weights per step instead of about eight (the
         # update of a 8192-wide net otherwise costs as much as its batch-256 step)
-        kw = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        if self.cfg.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay,
-                                   **kw)
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.cfg.weight_decay,
-                                **kw)
+        # (older torch releases have no fused kernels on the CPU, or none for SGD: fall back)
+        cls = torch.optim.SGD if self.cfg.optimizer == "sgd" else torch.optim.Adam
+        params = list(model.parameters())
+        if self.device.type in ("cpu", "cuda"):
+            try:
+                return cls(params, lr=lr, weight_decay=self.cfg.weight_decay, fused=True)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        return cls(params, lr=lr, weight_decay=self.cfg.weight_decay)
 
     def _randint(self, high: int, size: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, size, generator=self.gen).to(self.device)

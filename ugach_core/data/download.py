@@ -123,6 +123,7 @@ def download(r: Remote, folder: str | os.PathLike, progress: bool = True, timeou
     if r.size is not None and have > r.size:
         part.unlink()  # our own partial file, longer than the real one: start over
         have = 0
+    server_done = False  # the server sent all it has (its size may still differ from r.size)
     if r.size is None or have < r.size:
         req = urllib.request.Request(r.url, headers={"User-Agent": "ugach_core"})
         if have:
@@ -131,7 +132,7 @@ def download(r: Remote, folder: str | os.PathLike, progress: bool = True, timeou
             resp = urllib.request.urlopen(req, timeout=timeout)
         except urllib.error.HTTPError as e:
             if e.code == 416 and have:  # nothing left to fetch
-                resp = None
+                resp, server_done = None, True
             else:
                 raise DownloadError(offline_message([r], folder, f"{r.url} answered HTTP "
                                                     f"{e.code} {e.reason}")) from e
@@ -156,13 +157,18 @@ def download(r: Remote, folder: str | os.PathLike, progress: bool = True, timeou
                     except (socket.timeout, OSError, http.client.HTTPException) as e:
                         err = e
                     got = fh.tell()
-                    short = total is not None and got < total
+                    # short: fewer bytes than the server announced (a broken transfer, which
+                    # a later call resumes); a complete response of the wrong size is not
+                    # short: the size check below reports it
+                    sent = (have + int(length)) if length else total
+                    short = sent is not None and got < sent
                     if err is not None or short:
                         why = err or "connection closed early"
                         raise DownloadError(
                             f"the download of {r.url} broke off ({why}) after {got:,} bytes, "
                             f"kept in {part}; run again to resume")
-    if r.size is not None and part.stat().st_size < r.size:
+                    server_done = True
+    if r.size is not None and part.stat().st_size < r.size and not server_done:
         raise DownloadError(f"the download of {r.url} is incomplete ({part.stat().st_size:,} of "
                             f"{r.size:,} bytes, kept in {part}); run again to resume")
     bad = _check(part, r)

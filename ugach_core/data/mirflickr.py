@@ -351,14 +351,14 @@ def prepare_mirflickr(root: PathLike, extractor: str | Extractor | None = None,
     ``<root>/mirflickr25k/.parts/``), and writes the cache atomically.  An existing, valid
     cache is returned as is unless ``force``.  Returns the cache path.
     """
-    images, annotations = find_raw(root)
     name, fn = (extractor, None) if isinstance(extractor, str) or extractor is None else \
         get_extractor(extractor)
     name = name or "vgg19_fc7"
     out = cache_path(root, name)
-    if out.is_file() and not force:
+    if out.is_file() and not force:  # the raw release is not needed any more
         load_cache(out)  # verified, or ValueError
         return out
+    images, annotations = find_raw(root)
     text = read_raw_text(images, annotations)
     if fn is None:
         name, fn = get_extractor(name)
