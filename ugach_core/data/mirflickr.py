@@ -71,6 +71,19 @@ def _prefix_of(names: set[str], suffix: str) -> str | None:
     return hits[0][: -len(suffix)].rstrip("/") if hits else None
 
 
+def _source(d: Path, zip_name: str, folder: str, marker: str, what: str) -> FileSource | None:
+    """``d/zip_name`` (found by the member ``marker`` inside it) or the unpacked ``d/folder``."""
+    if (d / zip_name).is_file():
+        pre = _prefix_of(FileSource(d / zip_name).names(), marker)
+        if pre is None:
+            raise ValueError(f"{d / zip_name} has no {marker}; it is not the MIRFlickr-25K "
+                             f"{what} archive (or it is damaged)")
+        return FileSource(d / zip_name, pre)
+    if (d / folder / marker).is_file():
+        return FileSource(d, folder)
+    return None
+
+
 def find_raw(root: PathLike) -> tuple[FileSource, FileSource]:
     """``(images, annotations)`` sources: zips or unpacked folders in ``<root>/mirflickr25k``
     or ``<root>``.  ``FileNotFoundError`` says which files to put where."""
@@ -79,25 +92,10 @@ def find_raw(root: PathLike) -> tuple[FileSource, FileSource]:
     images = annotations = None
     for d in cands:
         if images is None:
-            if (d / IMAGES_ZIP).is_file():
-                src = FileSource(d / IMAGES_ZIP)
-                pre = _prefix_of(src.names(), "doc/common_tags.txt")
-                if pre is None:
-                    raise ValueError(f"{d / IMAGES_ZIP} has no doc/common_tags.txt; it is not the "
-                                     "MIRFlickr-25K image archive (or it is damaged)")
-                images = FileSource(d / IMAGES_ZIP, pre)
-            elif (d / "mirflickr" / "doc" / "common_tags.txt").is_file():
-                images = FileSource(d, "mirflickr")
+            images = _source(d, IMAGES_ZIP, "mirflickr", "doc/common_tags.txt", "image")
         if annotations is None:
-            if (d / ANNOTATIONS_ZIP).is_file():
-                src = FileSource(d / ANNOTATIONS_ZIP)
-                pre = _prefix_of(src.names(), "animals.txt")
-                if pre is None:
-                    raise ValueError(f"{d / ANNOTATIONS_ZIP} has no animals.txt; it is not the "
-                                     "MIRFlickr-25K annotation archive (or it is damaged)")
-                annotations = FileSource(d / ANNOTATIONS_ZIP, pre)
-            elif (d / "mirflickr25k_annotations_v080" / "animals.txt").is_file():
-                annotations = FileSource(d, "mirflickr25k_annotations_v080")
+            annotations = _source(d, ANNOTATIONS_ZIP, "mirflickr25k_annotations_v080",
+                                  "animals.txt", "annotation")
     missing = []
     if images is None:
         missing.append(f"{IMAGES_ZIP} (or its unpacked folder mirflickr/)")
