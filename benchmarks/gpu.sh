@@ -8,11 +8,11 @@
 set -euo pipefail
 py=${1:-python3}
 cd "$(dirname "$0")/.."
-export PYTHONPATH=. PYTHONUNBUFFERED=1
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
 start=$(date +%s)
 timeout 200 "$py" benchmarks/bench_train.py --device cuda --steps 5 --paper-steps 200
-timeout 60 "$py" benchmarks/bench_graph.py --device cuda --mem-n 10000 20000 40000
-timeout 60 "$py" benchmarks/bench_retrieval.py --device cuda
+timeout 200 "$py" benchmarks/bench_graph.py --device cuda --mem-n 10000 20000 40000
+timeout 150 "$py" benchmarks/bench_retrieval.py --device cuda
 echo "gpu.sh: $(( $(date +%s) - start )) s in all"
 if [ -n "${OUT:-}" ]; then cp benchmarks/RESULTS.md benchmarks/results/*_gpu.md "$OUT"/; fi

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The `paper` preset (the authors' batch-1 SGD schedule) on Wikipedia, one process per code
+# The `paper` preset (the authors' batch-1 SGD schedule; or PRESET, e.g. paper_text) on Wikipedia, one process per code
 # length in parallel on one GPU (batch-1 steps leave the GPU mostly idle).  Each run stops
 # after the round that ends past TIME_LIMIT seconds; results.json records rounds_done.
-# Usage: benchmarks/paper_preset_gpu.sh DATA_ROOT OUT_DIR [TIME_LIMIT] [PYTHON]
+# Usage: benchmarks/paper_preset_gpu.sh DATA_ROOT OUT_DIR [TIME_LIMIT] [PYTHON] [PRESET]
 set -u
-root=${1:?data root}; out=${2:?output folder}; limit=${3:-420}; py=${4:-python3}
+root=${1:?data root}; out=${2:?output folder}; limit=${3:-420}; py=${4:-python3}; preset=${5:-paper}
 export PYTHONUNBUFFERED=1
 for b in 16 32 64 128; do
-  mkdir -p "$out/paper$b"
-  "$py" -m ugach_core train --data wikipedia --root "$root" --bits "$b" --preset paper \
-    --seed 0 --out "$out/paper$b" --ckpt-dir "/tmp/ugach_ckpt$b" --time-limit "$limit" \
-    --no-progress -v > "$out/paper$b/log.txt" 2>&1 &
+  mkdir -p "$out/$preset$b"
+  "$py" -m ugach_core train --data wikipedia --root "$root" --bits "$b" --preset "$preset" \
+    --seed 0 --out "$out/$preset$b" --ckpt-dir "/tmp/ugach_ckpt$b" --time-limit "$limit" \
+    --no-progress -v > "$out/$preset$b/log.txt" 2>&1 &
 done
 wait
-for b in 16 32 64 128; do tail -n 4 "$out/paper$b/log.txt"; done
+for b in 16 32 64 128; do tail -n 4 "$out/$preset$b/log.txt"; done
