@@ -68,6 +68,9 @@ class UGACHConfig:
     pool_min: int = 20
     n_samples: int = 2  # G samples (= D negatives) per query and round
     temperature: float = 1.0  # of G's softmax over -d
+    # "generator": D's negatives are G's picks (UGACH); "random": uniformly random
+    # non-neighbours from the pool and no G step (the "no GAN" ablation, chapter 10)
+    negatives: Literal["generator", "random"] = "generator"
     # --- model selection -------------------------------------------------------------
     val_fraction: float = 0.1  # held-out training pairs used to pick the best D
     eval_every: int = 1  # rounds between validations
@@ -81,7 +84,8 @@ class UGACHConfig:
             raise ValueError(f"hidden must be >= 1, got {self.hidden}")
         if self.k_img < 0 or self.k_txt < 0 or self.k_img + self.k_txt < 1:
             raise ValueError("k_img and k_txt must be >= 0 and not both 0")
-        for name in ("reward", "d_loss", "g_softmax", "optimizer", "graph_metric", "feature_norm"):
+        for name in ("reward", "d_loss", "g_softmax", "optimizer", "graph_metric", "feature_norm",
+                     "negatives"):
             allowed = {
                 "reward": ("sigmoid", "log"),
                 "d_loss": ("hinge", "log"),
@@ -89,6 +93,7 @@ class UGACHConfig:
                 "optimizer": ("sgd", "adam"),
                 "graph_metric": ("euclidean", "cosine"),
                 "feature_norm": ("none", "zscore"),
+                "negatives": ("generator", "random"),
             }[name]
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

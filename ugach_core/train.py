@@ -176,6 +176,21 @@ class Trainer:
                                  generator=self.gen).to(self.device)
         return pool.gather(1, cols), d, mask, cols
 
+    def _sample_random(self, q: torch.Tensor) -> torch.Tensor:
+        """``n_samples`` uniformly random non-neighbours per query, ``(b, S)`` local indices.
+
+        The "no GAN" ablation (``negatives="random"``): the same fresh pool :math:`P_q` and
+        the same exclusion of manifold pairs as :meth:`_sample_generated`, but every
+        remaining pool item is equally likely, :math:`x^G \\sim \\mathcal{U}(P_q \\setminus
+        \\mathcal{N}(q))` (a pool made only of manifold pairs falls back to the whole pool)."""
+        pool = self._pools(len(q))
+        mask = (pool[:, :, None] == self.neighbors[q][:, None, :]).any(-1)
+        mask &= ~mask.all(1, keepdim=True)
+        weights = (~mask).float().cpu()  # uniform over the allowed pool items
+        cols = torch.multinomial(weights, self.cfg.n_samples, replacement=True,
+                                 generator=self.gen).to(self.device)
+        return pool.gather(1, cols)
+
     def _batches(self, n: int, size: int) -> list[torch.Tensor]:
         perm = self._perm(n)
         return [perm[s:s + size] for s in range(0, n, size)]
@@ -270,17 +285,24 @@ class Trainer:
 
     def sample_triplets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Step 1 of a round: G draws ``n_samples`` items per query, each paired with a
-        random manifold pair.  Returns ``{"i2t"|"t2i": (q, x_M, x_G)}``, each (n * S,)."""
+        random manifold pair.  Returns ``{"i2t"|"t2i": (q, x_M, x_G)}``, each (n * S,).
+
+        With ``negatives="random"`` the draws are uniform non-neighbours instead
+        (:meth:`_sample_random`); G is not used."""
         n, s = len(self.fit_idx), self.cfg.n_samples
         out = {}
-        h_all = self._all_codes(self.G)  # G is fixed while it samples: encode items once
+        use_g = self.cfg.negatives == "generator"
+        h_all = self._all_codes(self.G) if use_g else None  # G is fixed while it samples
         chunk = max(1, min(1024, (1 << 24) // n))  # (chunk, n) distances: <= 64 MB
         for (qm, xm), key in zip(DIRECTIONS, ("i2t", "t2i")):
             qs, ps, gs = [], [], []
             for start in range(0, n, chunk):
                 q = torch.arange(start, min(n, start + chunk), device=self.device)
-                items, *_ = self._sample_generated(q, qm, xm, with_grad=False,
-                                                   h_items=h_all[xm])
+                if h_all is not None:
+                    items, *_ = self._sample_generated(q, qm, xm, with_grad=False,
+                                                       h_items=h_all[xm])
+                else:
+                    items = self._sample_random(q)
                 qs.append(q.repeat_interleave(s))
                 ps.append(self._positives(q, s).reshape(-1))
                 gs.append(items.reshape(-1))
@@ -379,7 +401,7 @@ class Trainer:
         logs: dict[str, Any] = {"round": self.round + 1, "d_loss": d_loss}
         if (self.round + 1) % self.cfg.eval_every == 0 or self.round + 1 == self.cfg.rounds:
             logs.update(self.validate())
-        if self.cfg.g_epochs > 0:
+        if self.cfg.g_epochs > 0 and self.cfg.negatives == "generator":  # "random": no G
             logs["g_loss"], logs["reward"] = self.train_generator()
         logs["seconds"] = time.perf_counter() - t0
         return logs

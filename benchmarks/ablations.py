@@ -1,0 +1,114 @@
+"""The ablation grid of chapter 10 on the real Wikipedia pairs.
+
+Trains every variant of :func:`ugach_core.ablations.default_variants` around the ``fast``
+preset (no GAN, no graph, k sweep, margins, the paper's objective on the fast schedule,
+CCA-ITQ) for a few seeds at one code length, and writes
+``book/results/wikipedia_ablations/results.json`` atomically: ``{"provenance": {...},
+"rows": [...]}``, one row per (variant, seed) with its scores, wall time and config.
+The file is rewritten after every row, so an interrupted run keeps what it finished.
+
+    PYTHONPATH=. UGACH_DATA=/path/to/data nice -n 5 python benchmarks/ablations.py
+
+Torch runs on one thread by default (``--threads``): on a small shared CPU this is several
+times faster than two competing threads, and it makes the wall times comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from ugach_core import __version__  # noqa: E402
+from ugach_core.ablations import default_variants, format_summary, run_grid, summarize  # noqa: E402
+from ugach_core.config import fast  # noqa: E402
+from ugach_core.data import load  # noqa: E402
+from ugach_core.utils import atomic_write_text  # noqa: E402
+
+OUT = REPO / "book" / "results" / "wikipedia_ablations" / "results.json"
+
+
+def git_commit() -> str:
+    """``git rev-parse HEAD``, plus ``+uncommitted`` when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return head + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical cores"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bits", type=int, default=32)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    data = load("wikipedia")
+    print(data.summary())
+    variants = default_variants(fast(args.bits))
+    t_start = time.perf_counter()
+    prov = {"dataset": data.name, "synthetic": data.synthetic, "bits": args.bits,
+            "seeds": args.seeds, "hardware": hardware(), "device": "cpu",
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "ugach_core": __version__,
+            "commit": git_commit(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "load_average_start": list(os.getloadavg()),
+            "script": "benchmarks/ablations.py",
+            "note": "shared CPU (other jobs ran at the same time): wall times are noisy; "
+                    "variants with identical pretraining share it within a seed, and every "
+                    "row's wall time includes the pretraining time"}
+    rows: list[dict] = []
+
+    def write(final: bool = False) -> None:
+        p = {**prov, "total_wall_seconds": time.perf_counter() - t_start,
+             "complete": final, "load_average_end": list(os.getloadavg())}
+        atomic_write_text(args.out, json.dumps({"provenance": p, "rows": rows}, indent=1,
+                                               default=float))
+
+    def on_row(r: dict) -> None:
+        rows.append(r)
+        print(f"seed {r['seed']} {r['variant']:<34} MAP i2t {r['map_i2t']:.4f} "
+              f"t2i {r['map_t2i']:.4f}  {r['train_seconds']:.1f} s", flush=True)
+        write()
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run_grid(data, variants, args.seeds, args.bits, on_row=on_row)
+    write(final=True)
+    print()
+    print(format_summary(summarize(rows)))
+    print(f"\nwrote {args.out} ({time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The "no GAN" option of the trainer and the ablation runner."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ugach_core import Trainer, smoke
+from ugach_core.ablations import (Variant, compare_to_reference, default_variants,
+                                  format_summary, pretrain_key, rows_from_results, run_grid,
+                                  summarize, train_variant)
+from ugach_core.config import UGACHConfig, fast
+from ugach_core.evaluation import retrieval_scores
+
+
+def tiny_cfg(**kw):
+    base = dict(hidden=32, pretrain_epochs=2, rounds=2, d_batch=64, g_batch=64,
+                pretrain_batch=64, pool_fraction=0.25)
+    base.update(kw)
+    return smoke(8).replace(**base)
+
+
+# ------------------------------------------------------------------- config field
+def test_negatives_field_validated_and_defaults():
+    assert UGACHConfig().negatives == "generator"
+    assert fast(32).negatives == "generator"
+    with pytest.raises(ValueError, match="negatives"):
+        UGACHConfig(negatives="uniform")
+    cfg = fast(32).replace(negatives="random")
+    assert UGACHConfig.from_dict(cfg.to_dict()) == cfg
+    old = fast(32).to_dict()
+    del old["negatives"]  # a config stored before the field existed
+    assert UGACHConfig.from_dict(old).negatives == "generator"
+
+
+# ------------------------------------------------------------- random negatives
+def test_random_negatives_are_non_neighbours_and_uniform(tiny):
+    """Every draw avoids the query's manifold pairs (when its pool has any other item), and
+    over many draws every non-neighbour is hit about equally often."""
+    cfg = tiny_cfg(negatives="random", pool_fraction=1.0, n_samples=4)
+    t = Trainer(cfg, tiny, seed=0, progress=False)
+    n = len(t.fit_idx)
+    q = torch.zeros(4000, dtype=torch.long)  # one query, many draws
+    items = t._sample_random(q).reshape(-1).numpy()
+    nb = set(t.neighbors[0].tolist())
+    assert not nb & set(items.tolist())
+    counts = np.bincount(items, minlength=n)
+    allowed = np.array([i not in nb for i in range(n)])
+    expected = len(items) / allowed.sum()
+    assert counts[~allowed].sum() == 0
+    # chi-square-like check: no allowed item is far from its expected count
+    assert np.all(np.abs(counts[allowed] - expected) < 6 * np.sqrt(expected))
+    trip = t.sample_triplets()
+    for key in ("i2t", "t2i"):
+        qq, pos, neg = trip[key]
+        assert len(qq) == len(pos) == len(neg) == n * cfg.n_samples
+        hit = (t.neighbors[qq] == neg[:, None]).any(1)
+        assert not hit.any()
+        assert (t.neighbors[qq] == pos[:, None]).any(1).all()
+
+
+def test_random_negatives_never_touch_generator(tiny):
+    cfg = tiny_cfg(negatives="random")
+    t = Trainer(cfg, tiny, seed=0, progress=False)
+    g0 = [p.detach().clone() for p in t.G.parameters()]
+    d0 = [p.detach().clone() for p in t.D.parameters()]
+    hist = t.fit()
+    assert all(torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, t.D.parameters()))
+    rounds = [h for h in hist if h.get("stage") == "adversarial"]
+    assert len(rounds) == cfg.rounds
+    assert all("g_loss" not in h and "reward" not in h and math.isfinite(h["d_loss"])
+               for h in rounds)
+
+
+def test_random_negatives_change_the_result_generator_default_unchanged(tiny):
+    a = Trainer(tiny_cfg(), tiny, seed=3, progress=False)
+    b = Trainer(tiny_cfg(negatives="generator"), tiny, seed=3, progress=False)
+    c = Trainer(tiny_cfg(negatives="random"), tiny, seed=3, progress=False)
+    for t in (a, b, c):
+        t.fit()
+    assert np.array_equal(a.codes("current")["img"], b.codes("current")["img"])
+    da, db, dc = (list(t.D.parameters()) for t in (a, b, c))
+    assert all(torch.equal(x, y) for x, y in zip(da, db))
+    assert not all(torch.equal(x, y) for x, y in zip(da, dc))  # other negatives, other D
+
+
+# --------------------------------------------------------------------- runner
+def test_shared_pretraining_gives_the_codes_of_a_separate_run(tiny):
+    """A variant that restores a cached pretrained state ends with exactly the codes of an
+    independent run of the same config."""
+    base = tiny_cfg()
+    other = base.replace(k_img=2, k_txt=1, negatives="random")
+    assert pretrain_key(base) == pretrain_key(other)
+    assert pretrain_key(base) != pretrain_key(base.replace(margin=0.5))
+    cache: dict = {}
+    train_variant(base, tiny, seed=5, cache=cache)
+    assert len(cache) == 1
+    shared, secs = train_variant(other, tiny, seed=5, cache=cache)
+    alone, _ = train_variant(other, tiny, seed=5, cache=None)
+    for m in ("img", "txt"):
+        assert np.array_equal(shared.codes()[m], alone.codes()[m])
+        assert np.array_equal(shared.codes("current")[m], alone.codes("current")[m])
+    assert secs > next(iter(cache.values()))[1]  # the wall time includes pretraining
+
+
+def test_run_grid_rows_summary_and_comparison(tiny):
+    base = tiny_cfg()
+    variants = [Variant("ref", "preset", base), Variant("no graph", "no graph",
+                                                        base.replace(rounds=0)),
+                Variant("CCA-ITQ", "baseline", None)]
+    seen = []
+    rows = run_grid(tiny, variants, seeds=[0, 1], bits=8, on_row=seen.append)
+    assert len(rows) == 6 and seen == rows
+    assert [r["variant"] for r in rows[:3]] == ["ref", "no graph", "CCA-ITQ"]
+    for r in rows:
+        assert 0 < r["map_i2t"] <= 1 and 0 < r["map50_t2i"] <= 1 and r["train_seconds"] > 0
+    for r in rows[:2] + rows[3:5]:  # UGACH rows also score the last round's D
+        assert 0 < r["last_map_i2t"] <= 1 and 0 < r["last_map50_t2i"] <= 1
+    assert "last_map_i2t" not in rows[2]
+    ng = [r for r in rows if r["variant"] == "no graph"]
+    # no rounds: the last D is the selected (pretrained) one
+    assert all(r["last_map_i2t"] == r["map_i2t"] for r in ng)
+    assert all(r["rounds_done"] == 0 and r["best_round"] == 0 for r in ng)
+    # the trainer's own evaluation agrees with the rows (same function as for CCA-ITQ)
+    t, _ = train_variant(base, tiny, seed=0)
+    assert t.evaluate()["map_i2t"] == pytest.approx(rows[0]["map_i2t"])
+    assert t.evaluate(topk=50)["map_t2i"] == pytest.approx(rows[0]["map50_t2i"])
+
+    summ = summarize(rows)
+    assert [s["variant"] for s in summ] == ["ref", "no graph", "CCA-ITQ"]
+    vals = [r["map_i2t"] for r in rows if r["variant"] == "ref"]
+    assert summ[0]["map_i2t"] == pytest.approx(np.mean(vals))
+    assert summ[0]["map_i2t_std"] == pytest.approx(np.std(vals, ddof=1))
+    avg = [(r["map_i2t"] + r["map_t2i"]) / 2 for r in rows if r["variant"] == "ref"]
+    assert summ[0]["map_avg"] == pytest.approx(np.mean(avg))
+    assert "last_map_avg" in summ[0] and "last_map_avg" not in summ[2]
+    cmp = compare_to_reference(summ, "ref")
+    assert cmp[0]["delta"] == 0 and cmp[0]["clear"] is False
+    assert "ref" in format_summary(summ)
+    with pytest.raises(ValueError):
+        compare_to_reference(summ, "missing")
+
+
+def test_compare_to_reference_by_hand():
+    summ = [{"variant": "a", "n": 3, "map_avg": 0.30, "map_avg_std": 0.01},
+            {"variant": "b", "n": 3, "map_avg": 0.32, "map_avg_std": 0.01},
+            {"variant": "c", "n": 3, "map_avg": 0.305, "map_avg_std": 0.01},
+            {"variant": "d", "n": 1, "map_avg": 0.40, "map_avg_std": float("nan")}]
+    out = {c["variant"]: c for c in compare_to_reference(summ, "a")}
+    se = math.sqrt(2 * 0.01 ** 2 / 3)
+    assert out["b"]["se"] == pytest.approx(se)
+    assert out["b"]["clear"] is True  # 0.02 > 2 * 0.00816
+    assert out["c"]["clear"] is False  # 0.005 < 0.0163
+    assert out["d"]["clear"] is None and out["d"]["delta"] == pytest.approx(0.10)
+
+
+def test_summarize_single_seed_has_nan_std():
+    rows = [{"variant": "x", "group": "g", "map_i2t": 0.2, "map_t2i": 0.4, "map50_i2t": 0.1,
+             "map50_t2i": 0.3, "train_seconds": 5.0}]
+    s = summarize(rows)[0]
+    assert s["n"] == 1 and math.isnan(s["map_i2t_std"]) and s["map_avg"] == pytest.approx(0.3)
+
+
+def test_default_variants_and_errors(tiny, tmp_path):
+    v = default_variants(fast(32))
+    names = [x.name for x in v]
+    assert len(set(names)) == len(names)
+    assert v[0].cfg == fast(32) and v[-1].cfg is None
+    by = {x.name: x.cfg for x in v}
+    assert by["no GAN (random negatives)"].negatives == "random"
+    assert by["no graph (pretrained D)"].rounds == 0
+    assert by["margin 8"].margin == 8.0 and by["margin 0"].margin == 0.0
+    assert (by["k 10+0"].k_img, by["k 10+0"].k_txt) == (10, 0)
+    with pytest.raises(ValueError, match="unique"):
+        run_grid(tiny, [v[0], v[0]], [0], 32)
+    with pytest.raises(ValueError, match="bits"):
+        run_grid(tiny, [v[0]], [0], 16)
+    assert rows_from_results(tmp_path / "absent.json", "paper", "preset", 32) == []
+    f = tmp_path / "r.json"
+    f.write_text('[{"bits": 16, "map_i2t": 0.1}, {"bits": 32, "map_i2t": 0.2}]')
+    got = rows_from_results(f, "paper (GPU)", "preset", 32, "note")
+    assert got == [{"bits": 32, "map_i2t": 0.2, "variant": "paper (GPU)", "group": "preset",
+                    "note": "note"}]
+
+
+def test_retrieval_scores_used_for_both_methods(tiny):
+    """Sanity: the rows' scores are retrieval_scores of the codes (not some other MAP)."""
+    base = tiny_cfg()
+    row = run_grid(tiny, [Variant("ref", "preset", base)], [2], 8)[0]
+    t, _ = train_variant(base, tiny, seed=2)
+    c = t.codes()
+    assert retrieval_scores(c["img"], c["txt"], tiny) == pytest.approx(
+        {k: row[k] for k in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")})
