@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .train import Trainer
@@ -61,3 +62,34 @@ class LogTestMAP(Callback):
         if logs["round"] % self.every == 0:
             res = trainer.evaluate(which="current", topk=None)
             logs["test_map_i2t"], logs["test_map_t2i"] = res["map_i2t"], res["map_t2i"]
+
+
+class Timer(Callback):
+    """Adds wall-clock time to the logs (chapter 7, "Callbacks and history").
+
+    Key ``elapsed``: seconds since this :meth:`~ugach_core.train.Trainer.fit` call started,
+    :math:`t_\\text{now} - t_\\text{fit start}`, on every pretraining epoch and every round
+    (round 0 included), so the history can be plotted against time as well as rounds.  A
+    resumed run starts its clock again at its own ``fit()``.  ``clock`` is the time source
+    (default :func:`time.perf_counter`; tests pass a fake one).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {type(clock).__name__}")
+        self.clock = clock
+        self.t0: float | None = None
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        self.t0 = self.clock()
+
+    def _stamp(self, logs: dict[str, Any]) -> None:
+        if self.t0 is None:  # hooks called outside fit(): start the clock now
+            self.t0 = self.clock()
+        logs["elapsed"] = float(self.clock() - self.t0)
+
+    def on_pretrain_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        self._stamp(logs)
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        self._stamp(logs)
