@@ -18,7 +18,7 @@ def main(paths: list[str]) -> None:
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["preset"], r["bits"])].append(r)
-    print(f"{'method':<9} {'bits':>4} {'runs':>4} {'MAP I->T':>9} {'MAP T->I':>9} "
+    print(f"{'method':<10} {'bits':>4} {'runs':>4} {'MAP I->T':>9} {'MAP T->I':>9} "
           f"{'@50 I->T':>9} {'@50 T->I':>9} {'median s':>9} {'rounds':>7}  hardware")
     for (preset, bits), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         m = {k: np.mean([r[k] for r in rs]) for k in ("map_i2t", "map_t2i", "map50_i2t",
@@ -26,7 +26,7 @@ def main(paths: list[str]) -> None:
         secs = np.median([r["train_seconds"] for r in rs])
         rounds = rs[0].get("rounds_done", "-")
         total = rs[0].get("config", {}).get("rounds", "-") if rs[0].get("config") else "-"
-        print(f"{preset:<9} {bits:>4} {len(rs):>4} {m['map_i2t']:>9.4f} {m['map_t2i']:>9.4f} "
+        print(f"{preset:<10} {bits:>4} {len(rs):>4} {m['map_i2t']:>9.4f} {m['map_t2i']:>9.4f} "
               f"{m['map50_i2t']:>9.4f} {m['map50_t2i']:>9.4f} {secs:>9.1f} "
               f"{str(rounds) + '/' + str(total):>7}  {rs[0].get('hardware', '?')}")
     presets = {p for p, _ in groups}
