@@ -104,3 +104,19 @@ def tiny():
     from ugach_core.data import make_synthetic
 
     return make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A factory of tiny configurations for trainer tests on ``tiny``: the smoke preset at
+    8 bits with a 32-wide network, 2 pretraining epochs and 2 rounds; keyword arguments
+    change further fields."""
+    from ugach_core.config import smoke
+
+    def make(**kw):
+        base = dict(hidden=32, pretrain_epochs=2, rounds=2, d_batch=64, g_batch=64,
+                    pretrain_batch=64, pool_fraction=0.25)
+        base.update(kw)
+        return smoke(8).replace(**base)
+
+    return make

@@ -8,19 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from ugach_core import Trainer, smoke
+from ugach_core import Trainer
 from ugach_core.ablations import (Variant, compare_to_reference, default_variants,
                                   format_summary, pretrain_key, rows_from_results, run_grid,
                                   summarize, train_variant)
 from ugach_core.config import UGACHConfig, fast
 from ugach_core.evaluation import retrieval_scores
-
-
-def tiny_cfg(**kw):
-    base = dict(hidden=32, pretrain_epochs=2, rounds=2, d_batch=64, g_batch=64,
-                pretrain_batch=64, pool_fraction=0.25)
-    base.update(kw)
-    return smoke(8).replace(**base)
 
 
 # ------------------------------------------------------------------- config field
@@ -37,7 +30,7 @@ def test_negatives_field_validated_and_defaults():
 
 
 # ------------------------------------------------------------- random negatives
-def test_random_negatives_are_non_neighbours_and_uniform(tiny):
+def test_random_negatives_are_non_neighbours_and_uniform(tiny, tiny_cfg):
     """Every draw avoids the query's manifold pairs (when its pool has any other item), and
     over many draws every non-neighbour is hit about equally often."""
     cfg = tiny_cfg(negatives="random", pool_fraction=1.0, n_samples=4)
@@ -62,7 +55,7 @@ def test_random_negatives_are_non_neighbours_and_uniform(tiny):
         assert (t.neighbors[qq] == pos[:, None]).any(1).all()
 
 
-def test_random_negatives_never_touch_generator(tiny):
+def test_random_negatives_never_touch_generator(tiny, tiny_cfg):
     cfg = tiny_cfg(negatives="random")
     t = Trainer(cfg, tiny, seed=0, progress=False)
     g0 = [p.detach().clone() for p in t.G.parameters()]
@@ -76,7 +69,7 @@ def test_random_negatives_never_touch_generator(tiny):
                for h in rounds)
 
 
-def test_random_negatives_change_the_result_generator_default_unchanged(tiny):
+def test_random_negatives_change_the_result_generator_default_unchanged(tiny, tiny_cfg):
     a = Trainer(tiny_cfg(), tiny, seed=3, progress=False)
     b = Trainer(tiny_cfg(negatives="generator"), tiny, seed=3, progress=False)
     c = Trainer(tiny_cfg(negatives="random"), tiny, seed=3, progress=False)
@@ -89,7 +82,7 @@ def test_random_negatives_change_the_result_generator_default_unchanged(tiny):
 
 
 # --------------------------------------------------------------------- runner
-def test_shared_pretraining_gives_the_codes_of_a_separate_run(tiny):
+def test_shared_pretraining_gives_the_codes_of_a_separate_run(tiny, tiny_cfg):
     """A variant that restores a cached pretrained state ends with exactly the codes of an
     independent run of the same config."""
     base = tiny_cfg()
@@ -107,7 +100,7 @@ def test_shared_pretraining_gives_the_codes_of_a_separate_run(tiny):
     assert secs > next(iter(cache.values()))[1]  # the wall time includes pretraining
 
 
-def test_run_grid_rows_summary_and_comparison(tiny):
+def test_run_grid_rows_summary_and_comparison(tiny, tiny_cfg):
     base = tiny_cfg()
     variants = [Variant("ref", "preset", base), Variant("no graph", "no graph",
                                                         base.replace(rounds=0)),
@@ -187,7 +180,7 @@ def test_default_variants_and_errors(tiny, tmp_path):
                     "note": "note"}]
 
 
-def test_retrieval_scores_used_for_both_methods(tiny):
+def test_retrieval_scores_used_for_both_methods(tiny, tiny_cfg):
     """Sanity: the rows' scores are retrieval_scores of the codes (not some other MAP)."""
     base = tiny_cfg()
     row = run_grid(tiny, [Variant("ref", "preset", base)], [2], 8)[0]

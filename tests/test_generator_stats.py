@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ugach_core import Trainer, smoke
+from ugach_core import Trainer
 from ugach_core.generator_stats import (SUMMARY_KEYS, GeneratorStatsLogger, direction_stats,
                                         draw_pools, exclusion_mask, generator_policy_stats,
                                         label_relevance, policy_entropy, pool_mass,
                                         pool_membership, query_subset, retrieval_map,
                                         uniform_mass)
 from ugach_core.losses import generator_log_probs
-
-
-def tiny_cfg(**kw):
-    base = dict(hidden=32, pretrain_epochs=2, rounds=2, d_batch=64, g_batch=64,
-                pretrain_batch=64, pool_fraction=0.25)
-    base.update(kw)
-    return smoke(8).replace(**base)
 
 
 def test_membership_and_mass_small_example():
@@ -58,7 +51,7 @@ def test_entropy_uniform_is_log_p_and_masked_terms_count_zero():
     assert policy_entropy(peaked).item() < math.log(3) - 0.5
 
 
-def test_pool_mass_equals_brute_force_enumeration(tiny):
+def test_pool_mass_equals_brute_force_enumeration(tiny, tiny_cfg):
     """The library's masses and entropy equal a per-query loop over a full pool."""
     cfg = tiny_cfg(pool_fraction=1.0)
     tr = Trainer(cfg, tiny, seed=0, progress=False)
@@ -91,7 +84,7 @@ def test_pool_mass_equals_brute_force_enumeration(tiny):
     assert ((st.reward >= 0.5) & (st.reward < 1)).all()  # sigmoid of f >= 0
 
 
-def test_retrieval_map_equals_trainer(tiny):
+def test_retrieval_map_equals_trainer(tiny, tiny_cfg):
     tr = Trainer(tiny_cfg(), tiny, seed=1, progress=False)
     tr.pretrain()
     v = tr.validate()
@@ -105,7 +98,7 @@ def test_retrieval_map_equals_trainer(tiny):
         retrieval_map(tr.D, tr, "train")
 
 
-def test_stats_are_seeded_and_chance_matches_uniform_policy(tiny):
+def test_stats_are_seeded_and_chance_matches_uniform_policy(tiny, tiny_cfg):
     tr = Trainer(tiny_cfg(), tiny, seed=2, progress=False)
     a = generator_policy_stats(tr, n_queries=50, seed=3).summary()
     b = generator_policy_stats(tr, n_queries=50, seed=3).summary()
@@ -133,7 +126,7 @@ def test_query_subset_and_pools():
         draw_pools(30, 31, 1)
 
 
-def test_callback_adds_keys_and_does_not_change_training(tiny):
+def test_callback_adds_keys_and_does_not_change_training(tiny, tiny_cfg):
     """The logger writes its keys into every round of the history (round 0 included) and
     leaves the trainer's random stream alone: the codes equal those of a run without it."""
     cb = GeneratorStatsLogger(n_queries=40)
