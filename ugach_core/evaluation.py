@@ -25,3 +25,19 @@ def retrieval_scores(codes_img: np.ndarray, codes_txt: np.ndarray, data: CrossMo
         out[f"map_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db])
         out[f"map{topk}_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db], k=topk)
     return out
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and *sample* standard deviation over seeds, as papers report them:
+
+    .. math:: \\bar x = \\frac1n \\sum_i x_i, \\qquad
+              s = \\sqrt{\\frac{1}{n-1} \\sum_i (x_i - \\bar x)^2}
+
+    ``values``: (n,) numbers, one per seed.  ``s`` is NaN for a single seed (no spread can
+    be estimated from one run); an empty input is an error.  Every "mean ± std over seeds"
+    in the library, the benchmarks and the book comes from this function.
+    """
+    a = np.asarray(values, dtype=np.float64).ravel()
+    if a.size == 0:
+        raise ValueError("mean_std needs at least one value (one per seed), got none")
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else float("nan")
