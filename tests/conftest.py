@@ -1,8 +1,10 @@
 """Shared fixtures: where the real data lives, and small helpers.
 
-The real data is found through ``$UGACH_DATA`` (CI sets ``../shared/data``, relative to the
-repository root) or, failing that, ``<repo>/../shared/data``.  Data tests are skipped only
-when neither holds the Wikipedia files.  Nothing is ever downloaded.
+The real data is found through ``$UGACH_DATA`` only (CI sets ``../shared/data``, relative to
+the repository root, for its real-data step), as a user's data is.  Without it, the tests
+that need real files skip: they carry the marker ``realdata`` (added here to every test
+that uses one of :data:`REAL_DATA_FIXTURES`), and ``--require-data`` turns their skip into
+a failure, so that CI can prove none of them skipped.  Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ def _candidate_roots() -> list[Path]:
         roots.append(p)
         if not p.is_absolute():
             roots.append(REPO / p)  # CI gives it relative to the repository root
-    roots.append(Path(__file__).resolve().parents[2] / "shared" / "data")
     return roots
 
 
@@ -42,23 +43,43 @@ def find_data_folder(name: str, files: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _data_folder_or_skip(name: str, files: tuple[str, ...]) -> Path:
+#: Fixtures that hand a test real data files; a test using any of them is a real-data test.
+REAL_DATA_FIXTURES = frozenset({"data_root_path", "mir_root", "wiki_root", "wiki", "wiki_copy"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--require-data", action="store_true",
+                     help="fail (instead of skip) a real-data test whose files are missing")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
+
+
+def _data_folder_or_skip(request: pytest.FixtureRequest, name: str,
+                         files: tuple[str, ...]) -> Path:
     folder = find_data_folder(name, files)
     if folder is None:
-        pytest.skip(f"real {name} files not found (set UGACH_DATA or provide ../shared/data)")
+        msg = (f"real {name} files ({', '.join(files)}) not found under $UGACH_DATA/{name} "
+               "(set UGACH_DATA to the folder that holds it, e.g. ../shared/data)")
+        if request.config.getoption("--require-data"):
+            pytest.fail(msg + "; --require-data forbids skipping")
+        pytest.skip(msg)
     return folder
 
 
 @pytest.fixture(scope="session")
-def data_root_path() -> Path:
+def data_root_path(request: pytest.FixtureRequest) -> Path:
     """Root of the real data (``<root>/wikipedia/...``); skips when absent."""
-    return _data_folder_or_skip("wikipedia", WIKI_FILES).parent
+    return _data_folder_or_skip(request, "wikipedia", WIKI_FILES).parent
 
 
 @pytest.fixture(scope="session")
-def mir_root() -> Path:
+def mir_root(request: pytest.FixtureRequest) -> Path:
     """The real MIRFlickr-25K folder (text side, labels, samples); skips when absent."""
-    return _data_folder_or_skip("mirflickr25k", MIR_FILES)
+    return _data_folder_or_skip(request, "mirflickr25k", MIR_FILES)
 
 
 @pytest.fixture(scope="session")
