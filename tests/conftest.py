@@ -58,6 +58,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.realdata)
 
 
+_realdata_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "realdata" in report.keywords:
+        _realdata_skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ``--require-data``: print how many real-data tests skipped; fail if any did."""
+    if not session.config.getoption("--require-data"):
+        return
+    print(f"\nreal-data tests skipped: {len(_realdata_skipped)}")
+    if _realdata_skipped:
+        print("  " + "\n  ".join(_realdata_skipped))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _data_folder_or_skip(request: pytest.FixtureRequest, name: str,
                          files: tuple[str, ...]) -> Path:
     folder = find_data_folder(name, files)
