@@ -7,6 +7,7 @@ import pytest
 
 from ugach_core.metrics import (average_precision, mean_average_precision, pr_curve_hamming,
                                 precision_at_k, relevance)
+from ugach_core.retrieval import pack_codes
 
 # 1 query (code 0000, labels {0, 1}) and 6 database items.
 Q_CODE = np.array([[0, 0, 0, 0]])
@@ -186,17 +187,41 @@ def test_pr_curve_hand_example():
     np.testing.assert_allclose(out["recall"], [1 / 4, 2 / 4, 3 / 4, 1, 1])
 
 
-def test_metrics_reject_mismatched_code_lengths(rng):
-    """24-bit queries against a 30-bit database are an error, not a silently wrong MAP."""
+METRICS = {
+    "map": lambda q, db, lq, ld: mean_average_precision(q, db, lq, ld),
+    "map@2": lambda q, db, lq, ld: mean_average_precision(q, db, lq, ld, k=2),
+    "p@k": lambda q, db, lq, ld: precision_at_k(q, db, lq, ld, [1, 3]),
+    "pr": lambda q, db, lq, ld: pr_curve_hamming(q, db, lq, ld),
+}
+
+
+@pytest.mark.parametrize("metric", sorted(METRICS))
+@pytest.mark.parametrize("packed", [True, False])
+def test_metrics_reject_24_vs_32_bit_codes(metric, packed, rng):
+    """24-bit queries against a 32-bit database (one 64-bit word each once packed) are an
+    error naming both lengths, not a silently wrong score; packed and unpacked codes."""
     q, _, lq, ld = _random_case(rng, 3, 5, 24)
-    db = rng.integers(0, 2, size=(5, 30))
-    with pytest.raises(ValueError):
-        mean_average_precision(q, db, lq, ld)
+    db = rng.integers(0, 2, size=(5, 32))
+    if packed:
+        q, db = pack_codes(q), pack_codes(db)
+    with pytest.raises(ValueError, match="query codes have 24 bits but database codes "
+                                         "have 32 bits"):
+        METRICS[metric](q, db, lq, ld)
+
+
+def test_metrics_accept_packed_codes():
+    """Codes packed with pack_codes give the hand values of the unpacked hand example."""
+    q, db = pack_codes(Q_CODE), pack_codes(DB_CODES)
+    assert mean_average_precision(q, db, Q_LAB, DB_LAB) == pytest.approx(AP_ALL)
+    # ranked relevance 1 0 1 1 1 0: P@1 = 1, P@3 = 2/3
+    np.testing.assert_allclose(precision_at_k(q, db, Q_LAB, DB_LAB, [1, 3]), [1, 2 / 3])
+    out = pr_curve_hamming(q, db, Q_LAB, DB_LAB)
+    np.testing.assert_array_equal(out["radius"], [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(out["precision"], [1, 2 / 3, 3 / 4, 4 / 5, 4 / 6])
 
 
 @pytest.mark.parametrize("ks", [[0], [7]])
 def test_precision_at_k_out_of_range_raises_valueerror(ks):
     """ks outside [1, N] are a clear ValueError."""
-    with pytest.raises(ValueError):
-        with np.errstate(all="ignore"):
-            precision_at_k(Q_CODE, DB_CODES, Q_LAB, DB_LAB, ks)
+    with pytest.raises(ValueError, match=r"every k must be in \[1, 6\]"):
+        precision_at_k(Q_CODE, DB_CODES, Q_LAB, DB_LAB, ks)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .retrieval import _dist_dtype, _hamming_block, _map_blocks, pack_codes, rank_by_hamming
+from .retrieval import (as_packed, check_code_lengths, hamming_blocks, pack_codes,
+                        rank_by_hamming)
 
 
 def _pack_labels(labels: np.ndarray) -> np.ndarray | None:
@@ -32,7 +33,7 @@ def _pack_labels(labels: np.ndarray) -> np.ndarray | None:
         return None
     c = lab.shape[1]
     if c > 32:
-        return pack_codes(lab > 0)
+        return np.asarray(pack_codes(lab > 0))  # plain words: a label set, not a code
     # the narrowest word that holds all classes: less memory traffic per comparison
     dt = np.uint8 if c <= 8 else np.uint16 if c <= 16 else np.uint32
     weights = (np.ones(1, dtype=dt) << np.arange(c, dtype=dt)).astype(dt)
@@ -100,12 +101,11 @@ def _ranked_blocks(q_codes, db_codes, labels_q, labels_db, topk, block, fn):
     """Hamming-rank ``block`` queries at a time (on a few threads) and return
     ``[fn(dist, order, rel, rel_ranked), ...]`` per block: ``dist (b, N)`` small unsigned
     ints, ``order (b, K)``, ``rel()`` / ``rel_ranked()`` callables giving the relevance
-    ``(b, N)`` and the relevance in ranked order ``(b, K)``."""
-    if np.shape(q_codes)[1] != np.shape(db_codes)[1]:
-        raise ValueError(f"query codes have {np.shape(q_codes)[1]} bits but database codes "
-                         f"{np.shape(db_codes)[1]}; encode both with the same model")
+    ``(b, N)`` and the relevance in ranked order ``(b, K)``.  Codes: 0/1 ``(n, l)`` or
+    :class:`~ugach_core.retrieval.PackedCodes`; query and database of the same length."""
     labels_q, labels_db = np.asarray(labels_q), np.asarray(labels_db)
-    qp, dp = pack_codes(q_codes), pack_codes(db_codes)
+    qp, dp = as_packed(q_codes, "query codes"), as_packed(db_codes, "database codes")
+    check_code_lengths(qp, dp)
     if len(qp) != len(labels_q) or len(dp) != len(labels_db):
         raise ValueError(
             f"codes and labels must have the same number of rows: queries {len(qp)} codes vs "
@@ -115,11 +115,8 @@ def _ranked_blocks(q_codes, db_codes, labels_q, labels_db, topk, block, fn):
         raise ValueError(f"query labels have {labels_q.shape[1]} classes, database "
                          f"{labels_db.shape[1]}")
     lq, ld = _pack_labels(labels_q), _pack_labels(labels_db)
-    dp_t = np.ascontiguousarray(dp.T)
-    dt = _dist_dtype(dp.shape[1])
 
-    def work(s, e):
-        dist = _hamming_block(qp[s:e], dp_t, dt)  # uint8/uint16, (b, N)
+    def work(s, e, dist):  # dist: uint8/uint16, (b, N)
         order = rank_by_hamming(dist, topk)
         if lq is None or ld is None:
             rel = lambda: relevance(labels_q[s:e], labels_db)  # noqa: E731
@@ -129,13 +126,15 @@ def _ranked_blocks(q_codes, db_codes, labels_q, labels_db, topk, block, fn):
             ranked = lambda: _gather_rows(rel(), order)  # noqa: E731
         return fn(dist, order, rel, ranked)
 
-    return _map_blocks(work, [(s, min(len(qp), s + block)) for s in range(0, len(qp), block)])
+    return hamming_blocks(qp, dp, work, block)
 
 
 def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarray,
                            labels_db: np.ndarray, k: int | None = None, block: int = 256
                            ) -> float:
-    """MAP@k of Hamming ranking (``k=None``: MAP@all).  Codes ``(Q, l)``, ``(N, l)`` in {0,1}."""
+    """MAP@k of Hamming ranking (``k=None``: MAP@all).  Codes ``(Q, l)``, ``(N, l)`` in {0,1}
+    or :class:`~ugach_core.retrieval.PackedCodes`, the same code length ``l`` (a
+    ``ValueError`` naming both lengths otherwise)."""
     if k is not None and k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     aps = _ranked_blocks(q_codes, db_codes, labels_q, labels_db, k, block,
@@ -169,7 +168,9 @@ def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.nda
     that radius (``n_queries`` says how many); recall over queries with a relevant item.
     Returns ``radius``, ``precision``, ``recall``, ``n_queries`` arrays of length l + 1.
     """
-    bits = np.asarray(q_codes).shape[1]
+    q_codes, db_codes = as_packed(q_codes, "query codes"), as_packed(db_codes,
+                                                                      "database codes")
+    bits = q_codes.bits
     radii = np.arange(bits + 1)
     p_sum = np.zeros(bits + 1)
     p_cnt = np.zeros(bits + 1)

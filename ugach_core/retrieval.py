@@ -1,7 +1,8 @@
 """Binary codes and Hamming ranking on bit-packed codes.
 
-Codes are packed 64 bits to a word; the Hamming distance of two codes is
-:math:`d_H(b_q, b_x) = \\sum_w \\operatorname{popcount}(b_q^{(w)} \\oplus b_x^{(w)})`.
+Codes are packed 64 bits to a word (:class:`PackedCodes`, which carries the code length
+:math:`l`, so codes of different lengths are never compared); the Hamming distance of two
+codes is :math:`d_H(b_q, b_x) = \\sum_w \\operatorname{popcount}(b_q^{(w)} \\oplus b_x^{(w)})`.
 Ranking sorts by Hamming distance and breaks ties by database index, so every ranking
 (and every MAP) is deterministic.  Derived in chapter 1 ("Cross-modal retrieval in
 Hamming space").
@@ -17,39 +18,111 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from .model import CrossModalHashNet
 
+T = TypeVar("T")
 _BLOCK_ELEMS = 1 << 22  # query x database pairs per block (4 Mi: a few MB of temporaries)
 _CACHE_WORDS = 1 << 16  # uint64 XOR temporaries per slice (512 KB: stays in L2)
 
 
-def pack_codes(codes: np.ndarray | torch.Tensor) -> np.ndarray:
-    """``codes (n, l)`` in {0, 1} (bool or int) -> ``(n, ceil(l / 64))`` uint64 words."""
+class PackedCodes(np.ndarray):
+    """Binary codes packed 64 bits to a word, ``(n, ceil(l / 64))`` uint64, that know their
+    code length ``bits`` (:math:`l`).
+
+    24-bit and 32-bit codes both fill one word, so the word count alone cannot tell them
+    apart; every Hamming function compares ``bits`` instead.  Bit ``j`` of a code is bit
+    ``63 - j % 64`` of word ``j // 64`` (big-endian), and the padding after bit ``l - 1`` is
+    zero.  An ``ndarray`` subclass: row slices and row indexing keep ``bits``, as does
+    pickling (``torch.save``).  Made by :func:`pack_codes`, or from words packed elsewhere
+    with ``PackedCodes(words, bits)``, which checks the word count and the padding.
+    """
+
+    bits: int | None
+
+    def __new__(cls, words: np.ndarray, bits: int) -> "PackedCodes":
+        w = np.asarray(words)
+        if w.ndim != 2 or w.dtype != np.uint64:
+            raise ValueError(f"packed words must be a 2-D uint64 array (items x words), got "
+                             f"shape {w.shape} and dtype {w.dtype}")
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1:
+            raise ValueError(f"bits must be a positive integer, got {bits!r}")
+        bits = int(bits)
+        if w.shape[1] != -(-bits // 64):
+            raise ValueError(f"{bits} bits need {-(-bits // 64)} words, got {w.shape[1]}")
+        pad = 64 * w.shape[1] - bits
+        if pad and w.shape[0] and (w[:, -1] & np.uint64((1 << pad) - 1)).any():
+            raise ValueError(f"padding bits after the first {bits} bits are set: these words "
+                             f"hold codes longer than {bits} bits")
+        out = w.view(cls)
+        out.bits = bits
+        return out
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.bits = getattr(obj, "bits", None)
+
+    def __reduce__(self) -> tuple:
+        fn, args, state = super().__reduce__()
+        return fn, args, (state, self.bits)
+
+    def __setstate__(self, state: tuple) -> None:
+        nd_state, self.bits = state
+        super().__setstate__(nd_state)
+
+
+def pack_codes(codes: np.ndarray | torch.Tensor) -> PackedCodes:
+    """``codes (n, l)`` in {0, 1} (bool or int) -> :class:`PackedCodes` ``(n, ceil(l / 64))``
+    uint64 words with ``bits = l``."""
+    if isinstance(codes, PackedCodes):
+        raise ValueError("codes are already packed (a PackedCodes array); pass them as they are")
     c = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
     if c.ndim != 2:
         raise ValueError(f"codes must be 2-D (items x bits), got shape {c.shape}")
+    if c.shape[1] == 0:
+        raise ValueError(f"codes have no bits (shape {c.shape})")
     if c.dtype != bool:
         if not np.isin(c, (0, 1)).all():
+            hint = (" (already packed words? wrap them with PackedCodes(words, bits))"
+                    if c.dtype == np.uint64 else "")
             raise ValueError("codes must contain only 0/1 (or be boolean); got other values. "
-                             "Binarise with h > 0.5 first")
+                             f"Binarise with h > 0.5 first{hint}")
         c = c.astype(bool)
     n, bits = c.shape
     words = -(-bits // 64)
     padded = np.zeros((n, words * 64), dtype=bool)
     padded[:, :bits] = c
-    return np.packbits(padded, axis=1).view(">u8").astype(np.uint64)
+    return PackedCodes(np.packbits(padded, axis=1).view(">u8").astype(np.uint64), bits)
 
 
-def _check_packed(q_packed: np.ndarray, db_packed: np.ndarray) -> None:
-    if q_packed.ndim != 2 or db_packed.ndim != 2 or q_packed.shape[1] != db_packed.shape[1]:
-        raise ValueError(
-            f"packed codes must be 2-D with the same number of words; got {q_packed.shape} "
-            f"and {db_packed.shape} (different code lengths?)"
-        )
+def as_packed(codes: np.ndarray | torch.Tensor, what: str = "codes") -> PackedCodes:
+    """``codes`` as :class:`PackedCodes`: packed codes pass through, 0/1 codes ``(n, l)``
+    are packed with :func:`pack_codes`.  A plain uint64 array is refused: it may be packed
+    words, whose code length is unknown.  ``what`` names the argument in errors."""
+    if isinstance(codes, PackedCodes):
+        if codes.bits is None or codes.ndim != 2:
+            raise ValueError(f"{what}: packed codes must be 2-D with a code length, got shape "
+                             f"{codes.shape}, bits {codes.bits}; pack them with pack_codes")
+        return codes
+    if not torch.is_tensor(codes) and np.asarray(codes).dtype == np.uint64:
+        raise ValueError(f"{what} is a plain uint64 array with no code length: 24-bit and "
+                         "32-bit codes both fill one word. Pack 0/1 codes with "
+                         "pack_codes(codes), or wrap packed words with PackedCodes(words, bits) "
+                         "(0/1 codes stored as uint64: cast them to bool)")
+    return pack_codes(codes)
+
+
+def check_code_lengths(q_packed: PackedCodes, db_packed: PackedCodes) -> int:
+    """The common code length of query and database codes, or a ``ValueError`` naming
+    both lengths when they differ."""
+    if q_packed.bits != db_packed.bits:
+        raise ValueError(f"query codes have {q_packed.bits} bits but database codes have "
+                         f"{db_packed.bits} bits; encode queries and database with models of "
+                         "the same code length")
+    return int(q_packed.bits)
 
 
 def _dist_dtype(words: int) -> np.dtype:
@@ -92,7 +165,7 @@ def _query_blocks(nq: int, n_db: int, block: int | None) -> list[tuple[int, int]
     return [(s, min(nq, s + size)) for s in range(0, nq, size)]
 
 
-def _map_blocks(fn, blocks):
+def _map_blocks(fn: Callable[[int, int], T], blocks: list[tuple[int, int]]) -> list[T]:
     """``fn(s, e)`` for every block, on a few threads, results in block order."""
     if len(blocks) <= 1 or _threads() == 1:
         return [fn(s, e) for s, e in blocks]
@@ -100,22 +173,42 @@ def _map_blocks(fn, blocks):
         return list(pool.map(lambda se: fn(*se), blocks))
 
 
-def hamming_distance(q_packed: np.ndarray, db_packed: np.ndarray, block: int | None = None
-                     ) -> np.ndarray:
-    """All Hamming distances between packed codes: ``(Q, W)`` x ``(N, W)`` -> ``(Q, N)`` int32.
+def hamming_blocks(q_codes: PackedCodes | np.ndarray, db_codes: PackedCodes | np.ndarray,
+                   fn: Callable[[int, int, np.ndarray], T], block: int | None = None
+                   ) -> list[T]:
+    """``[fn(s, e, d_H(q[s:e], db)), ...]`` over blocks of queries, in block order.
 
-    Popcount of XOR (``numpy.bitwise_count``), ``block`` queries at a time (default: enough
-    queries for about 4 M pairs per block), on a few threads.
+    The one speed path of every Hamming computation (:func:`hamming_distance`,
+    :func:`hamming_topk`, the metrics): codes (packed or 0/1, same code length :math:`l`)
+    ``(Q, l)``, ``(N, l)``; each block's distances ``(e - s, N)`` are popcounts of XOR in
+    the smallest unsigned type that holds :math:`l` (uint8, uint16 above 255 bits).
+    ``block`` queries at a time (default: about 4 M pairs per block), on a few threads.
     """
-    _check_packed(q_packed, db_packed)
-    dt = _dist_dtype(q_packed.shape[1])
-    db_t = np.ascontiguousarray(db_packed.T)
-    out = np.empty((q_packed.shape[0], db_packed.shape[0]), dtype=np.int32)
+    q, db = as_packed(q_codes, "query codes"), as_packed(db_codes, "database codes")
+    check_code_lengths(q, db)
+    q, db = np.asarray(q), np.asarray(db)  # plain words from here on
+    dt = _dist_dtype(q.shape[1])
+    db_t = np.ascontiguousarray(db.T)
+    return _map_blocks(lambda s, e: fn(s, e, _hamming_block(q[s:e], db_t, dt)),
+                       _query_blocks(len(q), len(db), block))
 
-    def fn(s, e):
-        out[s:e] = _hamming_block(q_packed[s:e], db_t, dt)
 
-    _map_blocks(fn, _query_blocks(len(q_packed), len(db_packed), block))
+def hamming_distance(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np.ndarray,
+                     block: int | None = None) -> np.ndarray:
+    """All Hamming distances :math:`d_H(b_q, b_x)`: ``(Q, l)`` x ``(N, l)`` -> ``(Q, N)``
+    int32.
+
+    Codes: :class:`PackedCodes` (from :func:`pack_codes`) or 0/1 codes, packed on the fly;
+    query and database must have the same code length (``ValueError`` naming both
+    otherwise).  Popcount of XOR (``numpy.bitwise_count``), ``block`` queries at a time
+    (default: enough queries for about 4 M pairs per block), on a few threads.
+    """
+    out = np.empty((len(q_packed), len(db_packed)), dtype=np.int32)
+
+    def fn(s: int, e: int, d: np.ndarray) -> None:
+        out[s:e] = d
+
+    hamming_blocks(q_packed, db_packed, fn, block)
     return out
 
 
@@ -192,12 +285,13 @@ def _faiss():
     return faiss
 
 
-def hamming_topk(q_packed: np.ndarray, db_packed: np.ndarray, k: int,
+def hamming_topk(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np.ndarray, k: int,
                  block: int | None = None, backend: str = "auto"
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest database codes of every query, ties broken by database index.
 
-    ``(Q, W)``, ``(N, W)`` packed codes -> ``(indices (Q, k) int64, distances (Q, k) int32)``.
+    ``(Q, l)``, ``(N, l)`` codes (:class:`PackedCodes` or 0/1, the same code length ``l``)
+    -> ``(indices (Q, k) int64, distances (Q, k) int32)``.
     Equal to ``rank_by_hamming(hamming_distance(q, db), k)`` without ever holding the
     ``(Q, N)`` matrix.
 
@@ -207,7 +301,9 @@ def hamming_topk(q_packed: np.ndarray, db_packed: np.ndarray, k: int,
     the lowest index, so the result is the same (``tests/test_perf_paths.py`` checks this on
     tie-heavy codes); ``"auto"`` (default) takes faiss when it is installed, else numpy.
     """
-    _check_packed(q_packed, db_packed)
+    q_packed, db_packed = as_packed(q_packed, "query codes"), as_packed(db_packed,
+                                                                        "database codes")
+    check_code_lengths(q_packed, db_packed)
     n = db_packed.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, N={n}], got {k}")
@@ -219,7 +315,7 @@ def hamming_topk(q_packed: np.ndarray, db_packed: np.ndarray, k: int,
                           "backend='numpy')")
     if faiss is not None:
         # d_H is the popcount of the XOR, whatever the byte order: view the words as bytes
-        q8 = np.ascontiguousarray(q_packed).view(np.uint8)
+        q8 = np.ascontiguousarray(q_packed).view(np.uint8)  # plain arrays: no ``bits``
         db8 = np.ascontiguousarray(db_packed).view(np.uint8)
         index = faiss.IndexBinaryFlat(db8.shape[1] * 8)
         index.add(db8)
@@ -227,17 +323,14 @@ def hamming_topk(q_packed: np.ndarray, db_packed: np.ndarray, k: int,
         order = np.lexsort((idx, dist), axis=-1)  # by distance, then by index
         return (np.take_along_axis(idx, order, 1).astype(np.int64),
                 np.take_along_axis(dist, order, 1).astype(np.int32))
-    dt = _dist_dtype(q_packed.shape[1])
-    db_t = np.ascontiguousarray(db_packed.T)
     idx = np.empty((len(q_packed), k), dtype=np.int64)
     dist = np.empty((len(q_packed), k), dtype=np.int32)
 
-    def fn(s, e):
-        d = _hamming_block(q_packed[s:e], db_t, dt)
+    def fn(s: int, e: int, d: np.ndarray) -> None:
         idx[s:e] = _rank_rows(d, k)
         dist[s:e] = np.take_along_axis(d, idx[s:e], 1)
 
-    _map_blocks(fn, _query_blocks(len(q_packed), n, block))
+    hamming_blocks(q_packed, db_packed, fn, block)
     return idx, dist
 
 
