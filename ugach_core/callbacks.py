@@ -37,18 +37,34 @@ class PrintLogger(Callback):
 
 class Checkpoint(Callback):
     """Writes the full training state to ``path`` (atomically) every ``every`` rounds and at
-    the end, so :meth:`Trainer.resume` continues exactly where it stopped.  With
-    ``keep_all=True`` each round also goes to ``<stem>.round<r>.pt``."""
+    the end of every ``fit()`` (the last round, also when ``fit(time_limit=...)`` stopped
+    early), so :meth:`Trainer.resume` continues exactly where it stopped.  With
+    ``keep_all=True`` each written round also goes to ``<stem>.round<r>.pt``.  Weights with
+    NaN/inf are never written (:meth:`Trainer.save_checkpoint` refuses), so ``path`` always
+    holds the last good state."""
 
     def __init__(self, path: str | Path, every: int = 1, keep_all: bool = False):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1 (rounds between checkpoints), "
+                             f"got {every!r}")
         self.path, self.every, self.keep_all = Path(path), every, keep_all
+        self.saved_round: int | None = None  # the round ``path`` holds, when written here
+
+    def _save(self, trainer: "Trainer") -> None:
+        trainer.save_checkpoint(self.path)
+        if self.keep_all:
+            r = trainer.round
+            trainer.save_checkpoint(self.path.with_name(f"{self.path.stem}.round{r}.pt"))
+        self.saved_round = trainer.round
 
     def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
         r = logs["round"]
         if r % self.every == 0 or r == trainer.cfg.rounds:
-            trainer.save_checkpoint(self.path)
-            if self.keep_all:
-                trainer.save_checkpoint(self.path.with_name(f"{self.path.stem}.round{r}.pt"))
+            self._save(trainer)
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if trainer.round >= 0 and self.saved_round != trainer.round:
+            self._save(trainer)
 
 
 class LogTestMAP(Callback):

@@ -19,12 +19,30 @@ Derived in chapter 7 ("Presets: paper, paper_text, fast") of the book.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 PRESETS = ("paper", "paper_text", "fast", "smoke")
 VALID_BITS_RANGE = (1, 4096)
+# integer fields and their smallest value (0: the step may be skipped, e.g. rounds=0 is the
+# pretrained D alone, g_epochs=0 a frozen G; a round always has a D step)
+_INT_MIN = {"hidden": 1, "k_img": 0, "k_txt": 0, "pretrain_epochs": 0, "pretrain_batch": 1,
+            "rounds": 0, "d_epochs": 1, "g_epochs": 0, "d_batch": 1, "g_batch": 1,
+            "pool_min": 1, "n_samples": 1, "eval_every": 1}
+# real fields: True if they must be > 0, False if >= 0 (always finite)
+_REAL_MIN0 = {"init_std": True, "margin": False, "weight_decay": False, "pretrain_lr": True,
+              "d_lr": True, "g_lr": True, "temperature": True}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -78,12 +96,21 @@ class UGACHConfig:
 
     def __post_init__(self) -> None:
         lo, hi = VALID_BITS_RANGE
-        if not isinstance(self.bits, int) or not lo <= self.bits <= hi:
+        if not _is_int(self.bits) or not lo <= self.bits <= hi:
             raise ValueError(f"bits must be an integer in [{lo}, {hi}], got {self.bits!r}")
-        if self.hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
-        if self.k_img < 0 or self.k_txt < 0 or self.k_img + self.k_txt < 1:
-            raise ValueError("k_img and k_txt must be >= 0 and not both 0")
+        for name, least in _INT_MIN.items():
+            value = getattr(self, name)
+            if not _is_int(value) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if self.k_img + self.k_txt < 1:
+            raise ValueError("k_img and k_txt must not both be 0: the correlation graph needs "
+                             "neighbours from at least one modality")
+        for name, strict in _REAL_MIN0.items():
+            value = getattr(self, name)
+            ok = _is_real(value) and math.isfinite(value) and (value > 0 if strict else value >= 0)
+            if not ok:
+                raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, "
+                                 f"got {value!r}")
         for name in ("reward", "d_loss", "g_softmax", "optimizer", "graph_metric", "feature_norm",
                      "negatives"):
             allowed = {
@@ -97,12 +124,11 @@ class UGACHConfig:
             }[name]
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not 0 < self.pool_fraction <= 1:
+        if not (_is_real(self.pool_fraction) and 0 < self.pool_fraction <= 1):
             raise ValueError(f"pool_fraction must be in (0, 1], got {self.pool_fraction}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.n_samples < 1:
-            raise ValueError("n_samples must be >= 1")
+        if not (_is_real(self.val_fraction) and 0 <= self.val_fraction < 1):
+            raise ValueError(f"val_fraction must be in [0, 1) (0: no validation split), got "
+                             f"{self.val_fraction}")
 
     def replace(self, **changes: Any) -> "UGACHConfig":
         """A copy with some fields changed (the config itself is frozen)."""

@@ -22,21 +22,27 @@ items are re-encoded with gradients.
 
 Every random draw goes through one ``torch.Generator`` whose state is checkpointed, so a
 resumed run ends with exactly the codes of an uninterrupted one (on the same device).
+
+NaN/inf is looked for once per stage (the stage's mean loss, already one transfer, and one
+finite check of the weights), not per step: a :class:`DivergenceError` names the round and
+the stage, and a checkpoint is never written with such weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import __version__
+from .cache import data_fingerprint
 from .callbacks import Callback, Checkpoint
 from .config import UGACHConfig
 from .data import CrossModalDataset
@@ -53,6 +59,20 @@ DIRECTIONS = (("img", "txt"), ("txt", "img"))  # (query modality, item modality)
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the data / code length given."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced NaN/inf (a loss, a reward or a weight); the message names the
+    round and the stage (``pretraining``, ``D step``, ``G step``)."""
+
+
+# what each stage's learning rate is called in the config (for the divergence hint)
+_STAGE_LR = {"pretraining": "pretrain_lr", "D step": "d_lr", "G step": "g_lr"}
+# keys a checkpoint needs to encode with its D, and to resume training
+_MODEL_KEYS = ("config", "dataset", "D")
+_RESUME_KEYS = ("config", "dataset", "D", "G", "seed", "round", "history", "fit_idx",
+                "val_idx", "opt_pre", "opt_d", "opt_g", "rng", "best_state", "best_score",
+                "best_round")
 
 
 class Trainer:
@@ -110,6 +130,7 @@ class Trainer:
         self.best_round = -1
         self.best_state: dict[str, torch.Tensor] | None = None
         self._d_codes: dict[str, torch.Tensor] | None = None  # set during G epochs only
+        self._fingerprint: str | None = None  # of the data, computed on first use
 
     # ----------------------------------------------------------------------------- utils
     def _optimizer(self, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -124,6 +145,44 @@ class Trainer:
             except (RuntimeError, TypeError, ValueError):
                 pass
         return cls(params, lr=lr, weight_decay=self.cfg.weight_decay)
+
+    def _nonfinite(self, values: dict[str, float], nets: Iterable[str]) -> list[str]:
+        """What is NaN/inf among ``values`` (a stage's mean losses) and the weights of the
+        nets named in ``nets`` (``"D"``, ``"G"``): one device sync per net."""
+        bad = [f"{k} is {v}" for k, v in values.items() if not math.isfinite(v)]
+        for name in nets:
+            params = list(getattr(self, name).named_parameters())
+            ok = torch.stack([torch.isfinite(p).all() for _, p in params]).cpu()
+            if not bool(ok.all()):
+                first = params[int((~ok).nonzero()[0, 0])][0]
+                bad.append(f"the weights of {name} contain NaN/inf (first: {first})")
+        return bad
+
+    def _check_finite(self, round_: int, stage: str, values: dict[str, float],
+                      nets: Iterable[str], detail: str = "") -> None:
+        """Raise :class:`DivergenceError`, naming ``round_`` and ``stage``, when a value or
+        a weight is NaN/inf.  Called once at the end of each stage, never per step."""
+        bad = self._nonfinite(values, nets)
+        if bad:
+            lr = _STAGE_LR[stage]
+            raise DivergenceError(
+                f"training diverged in round {round_}, stage '{stage}'{detail}: "
+                f"{'; '.join(bad)}. Stopped before this state reached any checkpoint, so the "
+                f"last checkpoint on disk is the last good one; lower {lr} (now "
+                f"{getattr(self.cfg, lr)}) or check the features for extreme values, then "
+                "resume from that checkpoint or retrain")
+
+    @contextlib.contextmanager
+    def _stage(self, round_: int, stage: str, nets: tuple[str, ...]) -> Iterator[None]:
+        """Runs one stage; an error inside it (e.g. torch refusing NaN sampling
+        probabilities) while a net's weights are NaN/inf becomes a :class:`DivergenceError`
+        naming the round and stage.  Costs nothing unless an error is raised."""
+        try:
+            yield
+        except RuntimeError as e:
+            if not isinstance(e, DivergenceError):
+                self._check_finite(round_, stage, {}, nets)
+            raise
 
     def _randint(self, high: int, size: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(high, size, generator=self.gen).to(self.device)
@@ -273,7 +332,10 @@ class Trainer:
                     loss.backward()
                     self.opt_pre.step()
                     losses.append(loss.detach())
-            logs = {"epoch": epoch, "pretrain_loss": _mean(losses), **self.validate()}
+            loss = _mean(losses)
+            self._check_finite(0, "pretraining", {"pretrain_loss": loss}, nets=("D",),
+                              detail=f" (epoch {epoch})")
+            logs = {"epoch": epoch, "pretrain_loss": loss, **self.validate()}
             for cb in self.callbacks:
                 cb.on_pretrain_epoch_end(self, epoch, logs)
             self.history.append({"stage": "pretrain", **logs})
@@ -397,23 +459,34 @@ class Trainer:
     def adversarial_round(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         triplets = self.sample_triplets()
-        d_loss = self.train_discriminator(triplets)
-        logs: dict[str, Any] = {"round": self.round + 1, "d_loss": d_loss}
-        if (self.round + 1) % self.cfg.eval_every == 0 or self.round + 1 == self.cfg.rounds:
+        r = self.round + 1
+        with self._stage(r, "D step", ("D",)):
+            d_loss = self.train_discriminator(triplets)
+        self._check_finite(r, "D step", {"d_loss": d_loss}, nets=("D",))
+        logs: dict[str, Any] = {"round": r, "d_loss": d_loss}
+        if r % self.cfg.eval_every == 0 or r == self.cfg.rounds:
             logs.update(self.validate())
         if self.cfg.g_epochs > 0 and self.cfg.negatives == "generator":  # "random": no G
-            logs["g_loss"], logs["reward"] = self.train_generator()
+            with self._stage(r, "G step", ("G",)):
+                logs["g_loss"], logs["reward"] = self.train_generator()
+            self._check_finite(r, "G step", {"g_loss": logs["g_loss"],
+                                            "reward": logs["reward"]}, nets=("G",))
         logs["seconds"] = time.perf_counter() - t0
         return logs
 
     def fit(self, time_limit: float | None = None) -> list[dict[str, Any]]:
         """Pretrain D (unless resumed past it), run the remaining rounds.
 
-        ``time_limit`` (seconds): stop after the first round that ends past it (the result
-        then says how many rounds ran: :attr:`round`).  Returns the history: one dict per
-        pretraining epoch and per round.  The validation-selected D is
-        :meth:`best_discriminator`; :attr:`D` stays the last one, so a resumed run continues
-        exactly."""
+        ``time_limit`` (seconds, >= 0): stop after the first round that ends past it
+        (pretraining always runs to its end); :attr:`round` then says how many rounds ran,
+        callbacks still get ``on_fit_end`` (a :class:`~ugach_core.callbacks.Checkpoint`
+        writes the last round there), and another ``fit()`` or a resume continues exactly.
+        Returns the history: one dict per pretraining epoch and per round.  The
+        validation-selected D is :meth:`best_discriminator`; :attr:`D` stays the last one,
+        so a resumed run continues exactly.  NaN/inf in a loss or a weight stops training
+        with a :class:`DivergenceError` naming the round and the stage."""
+        if time_limit is not None and not time_limit >= 0:
+            raise ValueError(f"time_limit must be >= 0 seconds, got {time_limit}")
         t_start = time.perf_counter()
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -454,7 +527,8 @@ class Trainer:
         return {
             "format": "ugach-checkpoint", "version": __version__, "config": self.cfg.to_dict(),
             "seed": self.seed, "round": self.round, "history": copy.deepcopy(self.history),
-            "dataset": {"name": self.data.name, "dims": list(self.data.dims), "n": self.data.n},
+            "dataset": {"name": self.data.name, "dims": list(self.data.dims), "n": self.data.n,
+                        "fingerprint": self.data_fingerprint()},
             "fit_idx": torch.as_tensor(self.fit_idx), "val_idx": torch.as_tensor(self.val_idx),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_pre": self.opt_pre.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -463,8 +537,24 @@ class Trainer:
             "best_round": self.best_round,
         }
 
+    def data_fingerprint(self) -> str:
+        """:func:`~ugach_core.cache.data_fingerprint` of the data (features and labels),
+        computed once; stored in checkpoints so a resume on other data is refused."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self.data)
+        return self._fingerprint
+
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write :meth:`state_dict` to ``path`` atomically (temp file + rename)."""
+        """Write :meth:`state_dict` to ``path`` atomically (temp file + rename).
+
+        Weights with NaN/inf are never written: a :class:`DivergenceError` instead, and
+        ``path`` keeps its last good checkpoint."""
+        bad = self._nonfinite({}, ("D", "G"))
+        if bad:
+            raise DivergenceError(
+                f"round {self.round}: not writing checkpoint {path}, which keeps its last good "
+                f"state: {'; '.join(bad)} (changed after the round's own checks, e.g. by a "
+                "callback). Find what broke the weights, then resume from that file")
         sd = self.state_dict()
         return atomic_write(path, lambda tmp: torch.save(sd, tmp))
 
@@ -482,14 +572,33 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | Path, data: CrossModalDataset, **kwargs: Any) -> "Trainer":
         """A trainer restored from a checkpoint written by :meth:`save_checkpoint`;
-        ``fit()`` then runs the remaining rounds."""
-        sd = read_checkpoint(path, data)
+        ``fit()`` then runs the remaining rounds.
+
+        Resuming needs the data the checkpoint was trained on (same features and labels:
+        its fingerprint is checked) and the same split into fitted and validation pairs
+        (same ``seed``, ``val_fraction`` and training pairs); anything else is a
+        :class:`CheckpointError`, since the saved graph, optimiser state and best
+        validation score would not belong to the new split."""
+        sd = read_checkpoint(path, data, resume=True)
         cfg = UGACHConfig.from_dict(sd["config"])
         kwargs.setdefault("seed", sd["seed"])
+        fp = sd["dataset"].get("fingerprint")  # absent in checkpoints of older versions
+        if fp is not None and fp != data_fingerprint(data):
+            raise CheckpointError(
+                f"{path} was trained on different data ({sd['dataset'].get('name')}, "
+                f"fingerprint {fp}) than the data given ({data.name}, fingerprint "
+                f"{data_fingerprint(data)}): same shape, other features or labels. Resume "
+                "with the data it was trained on, or start a new run")
         trainer = cls(cfg, data, **kwargs)
-        if not np.array_equal(trainer.fit_idx, sd["fit_idx"].numpy()):
-            raise CheckpointError(f"{path}: the checkpoint was trained on a different split of "
-                                  "this data set (seed or validation fraction differ)")
+        if not (np.array_equal(trainer.fit_idx, sd["fit_idx"].numpy())
+                and np.array_equal(trainer.val_idx, sd["val_idx"].numpy())):
+            raise CheckpointError(
+                f"{path} was trained on a different split of this data set into fitted and "
+                f"validation pairs ({len(sd['fit_idx'])} + {len(sd['val_idx'])} pairs; here "
+                f"{len(trainer.fit_idx)} + {len(trainer.val_idx)}). Resume with the "
+                f"checkpoint's seed={sd['seed']} and val_fraction={cfg.val_fraction} on the "
+                "same training pairs, or start a new run")
+        trainer._fingerprint = fp
         trainer.load_state_dict(sd)
         return trainer
 
@@ -499,9 +608,11 @@ def _mean(values: list[torch.Tensor]) -> float:
     return float(torch.stack(values).double().mean().item()) if values else float("nan")
 
 
-def read_checkpoint(path: str | Path, data: CrossModalDataset | None = None) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, data: CrossModalDataset | None = None,
+                    resume: bool = False) -> dict[str, Any]:
     """Read and check a checkpoint; a clear :class:`CheckpointError` when it is missing,
-    corrupt, not a UGACH checkpoint, or made for other feature dimensions."""
+    corrupt, not a UGACH checkpoint, incomplete (it lacks what encoding needs, or with
+    ``resume=True`` what resuming needs), or made for other feature dimensions."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -512,9 +623,13 @@ def read_checkpoint(path: str | Path, data: CrossModalDataset | None = None) -> 
                               f"{str(e)[:200]}); retrain or use an earlier checkpoint") from e
     if not isinstance(sd, dict) or sd.get("format") != "ugach-checkpoint":
         raise CheckpointError(f"{path} is not a UGACH checkpoint (no 'format' tag)")
-    missing = [k for k in ("config", "D", "G", "round", "rng") if k not in sd]
+    missing = sorted(k for k in (_RESUME_KEYS if resume else _MODEL_KEYS) if k not in sd)
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}; it is incomplete")
+        need = "resuming" if resume else "loading its discriminator"
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing}, which {need} needs: it is incomplete (cut "
+            "short, or not written by Trainer.save_checkpoint). Use a complete checkpoint "
+            "(an earlier one, e.g. Checkpoint(keep_all=True) files) or retrain")
     if data is not None and list(data.dims) != list(sd["dataset"]["dims"]):
         raise CheckpointError(
             f"checkpoint {path} was trained on features of dims {sd['dataset']['dims']} "
