@@ -6,6 +6,9 @@ CCA-ITQ) for a few seeds at one code length, and writes
 ``book/results/wikipedia_ablations/results.json`` atomically: ``{"provenance": {...},
 "rows": [...]}``, one row per (variant, seed) with its scores, wall time and config.
 The file is rewritten after every row, so an interrupted run keeps what it finished.
+The provenance records the command, and every row says ``smoke``: under ``UGACH_SMOKE=1``
+the variants shrink (a quick check of the script) and ``--out`` must lie outside
+``book/results``.
 
     PYTHONPATH=. UGACH_DATA=/path/to/data nice -n 5 python benchmarks/ablations.py
 
@@ -20,6 +23,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -32,7 +36,7 @@ import torch  # noqa: E402
 
 from ugach_core import __version__  # noqa: E402
 from ugach_core.ablations import default_variants, format_summary, run_grid, summarize  # noqa: E402
-from ugach_core.config import fast  # noqa: E402
+from ugach_core.config import get_preset, smoke_mode  # noqa: E402
 from ugach_core.data import load  # noqa: E402
 from ugach_core.utils import atomic_write_text  # noqa: E402
 
@@ -69,17 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--out", type=Path, default=OUT)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
+    if smoke_mode() and args.out.resolve().is_relative_to((REPO / "book" / "results").resolve()):
+        ap.error("UGACH_SMOKE=1 shrinks every variant: smoke rows do not go into book/results; "
+                 "pass --out elsewhere, or unset UGACH_SMOKE for the real grid")
     torch.set_num_threads(args.threads)
 
     data = load("wikipedia")
     print(data.summary())
-    variants = default_variants(fast(args.bits))
+    variants = default_variants(get_preset("fast", args.bits))  # smoke under UGACH_SMOKE=1
     t_start = time.perf_counter()
     prov = {"dataset": data.name, "synthetic": data.synthetic, "bits": args.bits,
             "seeds": args.seeds, "hardware": hardware(), "device": "cpu",
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "ugach_core": __version__,
+            "version": __version__, "smoke": smoke_mode(),
+            "command": shlex.join(["python", "benchmarks/ablations.py", *argv]),
             "commit": git_commit(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "load_average_start": list(os.getloadavg()),
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                                                default=float))
 
     def on_row(r: dict) -> None:
+        r["smoke"] = smoke_mode()
         rows.append(r)
         print(f"seed {r['seed']} {r['variant']:<34} MAP i2t {r['map_i2t']:.4f} "
               f"t2i {r['map_t2i']:.4f}  {r['train_seconds']:.1f} s", flush=True)

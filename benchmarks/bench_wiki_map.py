@@ -17,9 +17,8 @@ from collections import defaultdict
 
 from _common import REPO, write_section  # noqa: I001  (sets sys.path)
 
-import numpy as np
-
 import ugach_core as u
+from ugach_core.evaluation import mean_std
 
 
 def _fast_rows(path):
@@ -32,6 +31,12 @@ def _seeds(path) -> str:
 
 def _commits(path) -> str:
     return ", ".join(sorted({str(r.get("commit") or "?")[:7] for r in _fast_rows(path)})) or "-"
+
+
+def _pm(values) -> str:
+    """Mean +- sample std over seeds (the std only with more than one seed)."""
+    mean, sd = mean_std(values)
+    return f"{mean:.4f}" + (f" +- {sd:.4f}" if len(values) > 1 else "")
 
 
 def stored(path):
@@ -62,7 +67,7 @@ def main() -> None:
     say(f"### MAP@all on Wikipedia ({data.protocol})\n")
     say(f"`fast (now)`: trained in this run, seed {args.seed}, current working tree. `paper`: "
         f"read from `{paper_f.relative_to(REPO)}`. `fast (stored)`: read from "
-        f"`{fast_f.relative_to(REPO)}` (mean of seeds {_seeds(fast_f)}, commit "
+        f"`{fast_f.relative_to(REPO)}` (mean +- sample std over seeds {_seeds(fast_f)}, commit "
         f"{_commits(fast_f)}).\n")
     say("| bits | fast (now) I->T | T->I | train s | paper I->T | T->I | paper rounds | "
         "paper hardware, commit | fast (stored) I->T | T->I | fast (now) >= paper both ways |")
@@ -84,8 +89,8 @@ def main() -> None:
                     f"{p0['commit']}")
         else:
             ok, pcol = None, "- | - | - | no stored result"
-        fcol = (f"{np.mean([r['map_i2t'] for r in f]):.4f} | "
-                f"{np.mean([r['map_t2i'] for r in f]):.4f}") if f else "- | -"
+        fcol = " | ".join(_pm([r[k] for r in f]) for k in ("map_i2t", "map_t2i")) if f \
+            else "- | -"
         say(f"| {bits} | {m['map_i2t']:.4f} | {m['map_t2i']:.4f} | {secs:.0f} | {pcol} | {fcol} "
             f"| {ok} |")
     say()

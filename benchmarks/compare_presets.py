@@ -1,5 +1,6 @@
 """Compare result files of `python -m ugach_core train` runs: MAP per method and code length
-(mean over seeds) and the ratio of training times, all computed from the files given.
+(mean over seeds, `ugach_core.evaluation.mean_std`) and the ratio of training times, all
+computed from the files given.
 
 Usage: python benchmarks/compare_presets.py RESULTS.json [RESULTS.json ...]
 """
@@ -10,7 +11,11 @@ import json
 import sys
 from collections import defaultdict
 
+from _common import REPO  # noqa: F401, I001  (puts the repository on sys.path)
+
 import numpy as np
+
+from ugach_core.evaluation import mean_std
 
 
 def main(paths: list[str]) -> None:
@@ -21,8 +26,8 @@ def main(paths: list[str]) -> None:
     print(f"{'method':<10} {'bits':>4} {'runs':>4} {'MAP I->T':>9} {'MAP T->I':>9} "
           f"{'@50 I->T':>9} {'@50 T->I':>9} {'median s':>9} {'rounds':>7}  hardware")
     for (preset, bits), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        m = {k: np.mean([r[k] for r in rs]) for k in ("map_i2t", "map_t2i", "map50_i2t",
-                                                     "map50_t2i")}
+        m = {k: mean_std([r[k] for r in rs])[0] for k in ("map_i2t", "map_t2i", "map50_i2t",
+                                                         "map50_t2i")}
         secs = np.median([r["train_seconds"] for r in rs])
         rounds = rs[0].get("rounds_done", "-")
         total = rs[0].get("config", {}).get("rounds", "-") if rs[0].get("config") else "-"
@@ -38,7 +43,7 @@ def main(paths: list[str]) -> None:
                 continue
             tf = np.median([r["train_seconds"] for r in f])
             tp = np.median([r["train_seconds"] for r in p])
-            better = all(np.mean([r[k] for r in f]) >= np.mean([r[k] for r in p])
+            better = all(mean_std([r[k] for r in f])[0] >= mean_std([r[k] for r in p])[0]
                          for k in ("map_i2t", "map_t2i"))
             done = p[0].get("rounds_done") or 1
             planned = p[0].get("config", {}).get("rounds", done)

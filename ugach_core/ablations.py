@@ -33,7 +33,7 @@ import numpy as np
 from .baselines import fit_cca_itq
 from .config import UGACHConfig
 from .data import CrossModalDataset
-from .evaluation import retrieval_scores
+from .evaluation import mean_std, retrieval_scores
 from .train import Trainer
 
 METRICS = ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")
@@ -193,9 +193,9 @@ def run_grid(data: CrossModalDataset, variants: Sequence[Variant], seeds: Iterab
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per variant (in first-seen order): number of seeds, mean and sample standard deviation
-    (``ddof=1``; NaN with one seed) of each metric, of ``map_avg`` (the mean of the two
-    directions' MAP@all), of ``last_map_avg`` (the same for the last D, where the rows have
-    it) and of the wall time."""
+    (:func:`~ugach_core.evaluation.mean_std`: ``ddof=1``, NaN with one seed) of each metric,
+    of ``map_avg`` (the mean of the two directions' MAP@all), of ``last_map_avg`` (the same
+    for the last D, where the rows have it) and of the wall time."""
     order: list[str] = []
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -213,9 +213,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             cols["last_map_avg"] = [(r["last_map_i2t"] + r["last_map_t2i"]) / 2 for r in rs]
         cols["train_seconds"] = [r["train_seconds"] for r in rs]
         for m, vals in cols.items():
-            a = np.asarray(vals, dtype=float)
-            s[m] = float(a.mean())
-            s[m + "_std"] = float(a.std(ddof=1)) if len(a) > 1 else math.nan
+            s[m], s[m + "_std"] = mean_std(vals)
         out.append(s)
     return out
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -18,13 +20,24 @@ import torch
 from . import __version__
 from .baselines import fit_cca_itq
 from .callbacks import Checkpoint, PrintLogger
-from .config import PRESETS, get_preset, smoke_mode
-from .data import data_root, load
-from .evaluation import retrieval_scores
+from .config import PRESETS, VALID_BITS_RANGE, get_preset, smoke_mode
+from .data import LOADERS, data_root, load
+from .data.download import DownloadError
+from .evaluation import mean_std, retrieval_scores
 from .graph import graph_stats, manifold_neighbors
 from .retrieval import encode
-from .train import CheckpointError, Trainer, load_discriminator
+from .train import CheckpointError, DivergenceError, Trainer, load_discriminator
 from .utils import atomic_write_text, get_device
+
+
+class CLIError(Exception):
+    """A mistake in the command line or its inputs.  :func:`main` prints it as one line,
+    ``error: <what is wrong>; <what to do>``, then ``detail`` (if any) below it, and exits
+    with code 2, as argparse does for the errors it catches itself."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
 
 
 def _git_commit() -> str | None:
@@ -36,11 +49,12 @@ def _git_commit() -> str | None:
         return None
 
 
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Where a result came from: library version, commit, date, hardware."""
+def provenance(device: torch.device, command: str | None = None) -> dict[str, Any]:
+    """Where a result came from: the command, library version, commit, date, hardware, and
+    whether the smoke switch (``UGACH_SMOKE=1``) shrank the run."""
     hw = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() \
         or platform.machine()
-    return {"version": __version__, "commit": _git_commit(),
+    return {"command": command, "version": __version__, "commit": _git_commit(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "device": str(device), "hardware": hw, "torch": torch.__version__,
             "smoke": smoke_mode()}
@@ -59,17 +73,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def summarize(rows: list[dict[str, Any]]) -> str:
-    """Mean and std of MAP@all over seeds, per method and code length."""
+    """Mean and sample standard deviation of MAP@all over seeds, per method and code length
+    (:func:`~ugach_core.evaluation.mean_std`; the std is ``-`` with one seed)."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["preset"], r["bits"]), []).append(r)
     lines = [f"{'method':<10} {'bits':>4} {'seeds':>5} {'MAP I->T (mean+-std)':>22} "
              f"{'MAP T->I (mean+-std)':>22}"]
+
+    def pm(values: list[float]) -> str:
+        mean, sd = mean_std(values)
+        return f"{mean:>14.4f} +- " + (f"{sd:.4f}" if not math.isnan(sd) else f"{'-':<6}")
+
     for (preset, bits), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        a = np.array([[r["map_i2t"], r["map_t2i"]] for r in rs])
         lines.append(f"{preset:<10} {bits:>4} {len(rs):>5} "
-                     f"{a[:, 0].mean():>14.4f} +- {a[:, 0].std():.4f} "
-                     f"{a[:, 1].mean():>14.4f} +- {a[:, 1].std():.4f}")
+                     f"{pm([r['map_i2t'] for r in rs])} {pm([r['map_t2i'] for r in rs])}")
     return "\n".join(lines)
 
 
@@ -77,9 +95,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
     device = get_device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(device)
+    out = Path(args.out)  # created (or refused) by check_args
+    prov = provenance(device, args.command)
+    prov["smoke"] = prov["smoke"] or args.preset == "smoke"  # either shrinks the run
     rows: list[dict[str, Any]] = []
     seeds = args.seeds if args.seeds else [args.seed]
     for bits in args.bits:
@@ -104,18 +122,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.resume and ckpt.exists():
                 trainer = Trainer.resume(ckpt, data, device=device, callbacks=cbs,
                                          progress=not args.no_progress)
+                _same_config(trainer.cfg, cfg, ckpt)
                 print(f"resumed {ckpt} at round {trainer.round}")
             else:
+                if args.resume:
+                    print(f"no checkpoint {ckpt} to resume from; training from the start")
                 trainer = Trainer(cfg, data, seed=seed, device=device, callbacks=cbs,
                                   progress=not args.no_progress)
             trainer.fit(time_limit=args.time_limit)
             secs = time.perf_counter() - t0
             codes = trainer.codes("best")
             sc = retrieval_scores(codes["img"], codes["txt"], data)
+            # trainer.cfg: a resumed run goes on with the checkpoint's configuration
             rows.append({"dataset": data.name, "synthetic": data.synthetic, "bits": bits,
-                         "preset": cfg.preset, "seed": seed, **sc, "train_seconds": secs,
-                         "rounds_done": trainer.round, "best_round": trainer.best_round, "val_map": trainer.best_score,
-                         "checkpoint": str(ckpt) if args.ckpt_dir else ckpt.name, "config": cfg.to_dict(), **prov})
+                         "preset": trainer.cfg.preset, "seed": seed, **sc,
+                         "train_seconds": secs, "rounds_done": trainer.round,
+                         "best_round": trainer.best_round, "val_map": trainer.best_score,
+                         "checkpoint": str(ckpt) if args.ckpt_dir else ckpt.name,
+                         "config": trainer.cfg.to_dict(), **prov})
             print(format_table(rows[-2:] if args.baseline else rows[-1:]), flush=True)
             atomic_write_text(out / "results.json", json.dumps(rows, indent=1, default=float))
     print()
@@ -147,6 +171,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
     tr = data.train_idx
+    for flag, k in (("--k-img", args.k_img), ("--k-txt", args.k_txt)):
+        if k > len(tr):  # the one check that needs the data
+            raise CLIError(f"{flag} {k}: {data.name} has only {len(tr)} training pairs to take "
+                           f"neighbours from; pass {flag} {len(tr)} or less")
     t0 = time.perf_counter()
     nb = manifold_neighbors(data.img[tr], data.txt[tr], args.k_img, args.k_txt, args.metric,
                             device=get_device(args.device))
@@ -164,29 +192,24 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def _prepare_wikipedia(root: Path, download: bool, progress: bool) -> int:
     """Wikipedia needs no feature extraction: fetch (or find) the release files, load, report."""
-    from .data.download import REMOTES, DownloadError, download_all, offline_message
+    from .data.download import REMOTES, download_all, offline_message
     from .data.wikipedia import find_wikipedia, load_wikipedia
 
     folder = root / "wikipedia"
     if find_wikipedia(root) is None:
         if not download:
-            print(f"error: Wikipedia files not found under {root}.\n"
-                  f"{offline_message(REMOTES['wikipedia'], folder)}\n"
-                  "or run again with --download.", file=sys.stderr)
-            return 2
-        try:
-            download_all("wikipedia", folder, progress=progress)
-        except DownloadError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise CLIError(f"Wikipedia files not found under {root}; run again with --download, "
+                           f"or put the files listed below in {folder}",
+                           detail=offline_message(REMOTES["wikipedia"], folder))
+        download_all("wikipedia", folder, progress=progress)
     print(load_wikipedia(find_wikipedia(root) or folder).summary())
     return 0
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Build a data set's feature cache from its official release (optionally downloading it)."""
-    from .data.download import REMOTES, DownloadError, download_all, offline_message
     from .data import mirflickr, nuswide
+    from .data.download import REMOTES, download_all, offline_message
     from .data.mirflickr import (find_raw, load_mirflickr, mirflickr_folder, missing_archives,
                                  prepare_mirflickr)
     from .data.nuswide import find_official, load_nuswide, nuswide_folder, prepare_nuswide
@@ -197,39 +220,31 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     module = mirflickr if args.name == "mirflickr25k" else nuswide
     # a cache that is already there needs neither the release files nor a download
     cached = module.cache_path(root, args.extractor).is_file() and not args.force
-    try:
-        if cached:
-            prepare, loader = ((prepare_mirflickr, load_mirflickr) if module is mirflickr
-                               else (prepare_nuswide, load_nuswide))
-        elif args.name == "mirflickr25k":
-            folder = mirflickr_folder(root)
-            try:
-                find_raw(root)
-            except FileNotFoundError as e:
-                if not args.download:
-                    print(f"error: {e}\n{offline_message(REMOTES['mirflickr25k'], folder)}",
-                          file=sys.stderr)
-                    return 2
-                need = missing_archives(root)
-                print(f"downloading {', '.join(need)} into {folder}", flush=True)
-                download_all("mirflickr25k", folder, progress=not args.no_progress, only=need)
-            prepare, loader = prepare_mirflickr, load_mirflickr
-        else:
-            if args.download:
-                print("error: NUS-WIDE cannot be downloaded automatically (the images are given "
-                      "out by its authors on request). Put the official files in "
-                      f"{nuswide_folder(root)} and run again without --download.",
-                      file=sys.stderr)
-                return 2
-            find_official(root)
-            prepare, loader = prepare_nuswide, load_nuswide
-        path = prepare(root, extractor=args.extractor, batch_size=args.batch_size,
-                       device=args.device, num_workers=args.workers,
-                       progress=not args.no_progress, force=args.force)
-    except (DownloadError, ImportError, FileNotFoundError, ValueError) as e:
-        # missing or damaged release files, a damaged cache, an unknown extractor
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if cached:
+        prepare, loader = ((prepare_mirflickr, load_mirflickr) if module is mirflickr
+                           else (prepare_nuswide, load_nuswide))
+    elif args.name == "mirflickr25k":
+        folder = mirflickr_folder(root)
+        try:
+            find_raw(root)
+        except FileNotFoundError as e:
+            if not args.download:
+                raise CLIError(str(e), detail=offline_message(REMOTES["mirflickr25k"], folder))
+            need = missing_archives(root)
+            print(f"downloading {', '.join(need)} into {folder}", flush=True)
+            download_all("mirflickr25k", folder, progress=not args.no_progress, only=need)
+        prepare, loader = prepare_mirflickr, load_mirflickr
+    else:
+        if args.download:
+            raise CLIError("NUS-WIDE cannot be downloaded automatically (the images are given "
+                           "out by its authors on request); put the official files in "
+                           f"{nuswide_folder(root)} and run again without --download")
+        find_official(root)
+        prepare, loader = prepare_nuswide, load_nuswide
+    # missing or damaged release files, a damaged cache, an unknown extractor: main() reports
+    path = prepare(root, extractor=args.extractor, batch_size=args.batch_size,
+                   device=args.device, num_workers=args.workers,
+                   progress=not args.no_progress, force=args.force)
     print(loader(root, features=args.extractor).summary())
     print(f"wrote {path}")
     return 0
@@ -240,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ugach_core",
         description="UGACH (Unsupervised Generative Adversarial Cross-modal Hashing): train, "
                     "evaluate and inspect correlation graphs.",
-        epilog="Data: --data wikipedia | mirflickr25k | nuswide | synthetic | auto | PATH.npz; the data root is --root, "
-               "else $UGACH_DATA, else ~/.cache/ugach. UGACH_SMOKE=1 shrinks every preset.")
+        epilog="Data: --data wikipedia | mirflickr25k | nuswide | synthetic | auto | PATH.npz; "
+               "the data root is --root, else $UGACH_DATA, else ~/.cache/ugach. UGACH_SMOKE=1 "
+               "shrinks every preset. Errors: one line on stderr, exit code 2.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -319,10 +335,165 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# ----------------------------------------------------------------------------- errors
+def _same_config(resumed: Any, asked: Any, ckpt: Path) -> None:
+    """A resumed run must go on with the configuration this command asks for."""
+    a, b = resumed.to_dict(), asked.to_dict()
+    diff = [f"{k}={a[k]!r} (asked: {b[k]!r})" for k in a if k != "extra" and a[k] != b.get(k)]
+    if diff:
+        raise CLIError(f"{ckpt} holds a run with {', '.join(diff)}; drop the options (or the "
+                       "UGACH_SMOKE setting) that differ to finish that run, or drop --resume "
+                       "(or pass another --out / --ckpt-dir) to start a new one")
+
+
+def _device(name: str | None) -> torch.device | None:
+    """``--device`` checked against this machine (``None``: the library picks)."""
+    if name is None:
+        return None
     try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CLIError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N "
+                       "(N = the GPU's index)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else \
+                "torch sees no GPU"
+            raise CLIError(f"--device {name}: this machine has no CUDA device ({why}); use "
+                           "--device cpu, or leave --device out to use a GPU only when there "
+                           "is one")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise CLIError(f"--device {name}: this machine has {n} CUDA device"
+                           f"{'s' if n != 1 else ''} (cuda:0 to cuda:{n - 1}); pass one of "
+                           "those")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CLIError(f"--device {name}: MPS is not available on this machine; use "
+                           "--device cpu")
+    elif dev.type != "cpu":
+        raise CLIError(f"--device {name}: only cpu, cuda and mps are supported; use one of "
+                       "those")
+    return dev
+
+
+def _writable_folder(path: str, flag: str) -> None:
+    """Create ``path`` (an output folder) or say why it cannot be one."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"{flag} {p} is a file, not a folder; pass {flag} a folder you can "
+                       "write to")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"{flag} {p}: cannot create this folder ({e.strerror}); pass {flag} a "
+                       "folder you can write to") from None
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every check of the arguments that argparse cannot make, in one place, before any work.
+
+    Raises :class:`CLIError` (what is wrong, what to do); turns ``args.device`` into a
+    checked :class:`torch.device`."""
+    lo, hi = VALID_BITS_RANGE
+    bits = getattr(args, "bits", None)
+    for b in (bits if isinstance(bits, list) else [bits] if bits is not None else []):
+        if not lo <= b <= hi:
+            raise CLIError(f"--bits {b} is out of range: a code length is an integer in "
+                           f"[{lo}, {hi}]; pass e.g. --bits 16 32 64 128")
+    positive = {"rounds": (0, "the number of adversarial rounds, >= 0 (0 = the pretrained "
+                              "discriminator only)"),
+                "checkpoint_every": (1, "the rounds between checkpoints, must be >= 1"),
+                "topk": (1, "the ranks MAP@k looks at, must be >= 1"),
+                "k_img": (0, "image-space neighbours per item, must be >= 0"),
+                "k_txt": (0, "text-space neighbours per item, must be >= 0")}
+    for name, (least, what) in positive.items():
+        v = getattr(args, name, None)
+        if v is not None and v < least:
+            flag = "--" + name.replace("_", "-")
+            raise CLIError(f"{flag} {v}: {what}; pass {flag} {least} or more")
+    if getattr(args, "k_img", None) == 0 and getattr(args, "k_txt", None) == 0:
+        raise CLIError("--k-img 0 --k-txt 0: the graph needs at least one neighbour per item; "
+                       "pass --k-img or --k-txt of 1 or more")
+    t = getattr(args, "time_limit", None)
+    if t is not None and not t > 0:
+        raise CLIError(f"--time-limit {t:g} must be positive (seconds of training per run); "
+                       "leave it out to run every round")
+    root = getattr(args, "root", None)
+    if root is not None and Path(root).expanduser().is_file():
+        raise CLIError(f"--root {root} is a file, not a folder; point --root at the folder "
+                       "that holds the data sets (wikipedia/, mirflickr25k/, ...)")
+    data = getattr(args, "data", None)
+    if data is not None and data.lower() not in (*LOADERS, "auto"):
+        p = Path(data).expanduser()
+        if (p.suffix == ".npz" or len(p.parts) > 1) and not p.is_file():
+            raise CLIError(f"--data {data}: no such file; pass an .npz file with img, txt and "
+                           f"labels arrays, or a data set name ({', '.join(sorted(LOADERS))} "
+                           "or auto)")
+    ckpt = getattr(args, "checkpoint", None)
+    if ckpt is not None:
+        if Path(ckpt).is_dir():
+            raise CLIError(f"--checkpoint {ckpt} is a folder; pass the .pt file in it that "
+                           "`python -m ugach_core train` wrote (ugach_<preset>_<bits>b_seed"
+                           "<seed>.pt)")
+        if not Path(ckpt).exists():
+            raise CLIError(f"--checkpoint {ckpt} does not exist; pass a .pt file that "
+                           "`python -m ugach_core train` wrote (into its --out or --ckpt-dir)")
+    save = getattr(args, "save", None)
+    if save is not None:
+        p = Path(save)
+        if p.is_dir():
+            raise CLIError(f"--save {save} is a folder; pass a file name, e.g. "
+                           f"{p / 'graph.npy'}")
+        if not p.parent.is_dir():
+            raise CLIError(f"--save {save}: its folder {p.parent} does not exist; create it "
+                           "or pass another path")
+    if hasattr(args, "device"):
+        args.device = _device(args.device)
+    if args.cmd == "train":
+        _writable_folder(args.out, "--out")
+        if args.ckpt_dir is not None:
+            _writable_folder(args.ckpt_dir, "--ckpt-dir")
+
+
+#: what to do about a checkpoint that cannot be used, by command
+_CHECKPOINT_HINT = {
+    "evaluate": "pass --checkpoint a .pt file that `python -m ugach_core train` wrote for "
+                "this data set",
+    "train": "this is the checkpoint --resume found: pass the --out / --ckpt-dir of the run "
+             "you meant, or drop --resume to start afresh",
+}
+
+
+def _message(e: BaseException, cmd: str) -> str:
+    """One line for a user error: the library's message (with a hint where it has none)."""
+    if isinstance(e, OSError) and e.strerror and e.filename:  # a raw error from the system
+        return f"{e.strerror}: {e.filename}; check the path, its permissions and the free " \
+               "disk space"
+    msg = " ".join(str(e).split())  # one line
+    if isinstance(e, CheckpointError) and cmd in _CHECKPOINT_HINT:
+        msg = f"{msg.rstrip('.')}; {_CHECKPOINT_HINT[cmd]}"
+    return msg
+
+
+#: the errors that mean a wrong input (or a run the inputs make diverge), not a bug:
+#: reported in one line, exit code 2
+USER_ERRORS = (CLIError, CheckpointError, DivergenceError, DownloadError, ValueError, OSError,
+               ImportError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, check it, run the command.  Exit code 0, or 2 with one line
+    ``error: ...`` on stderr for a wrong argument or input (argparse's own errors exit with
+    2 too); an unexpected exception (a bug) keeps its traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command = shlex.join(["python", "-m", "ugach_core", *argv])
+    try:
+        check_args(args)
         return args.func(args)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        print(f"error: {_message(e, args.cmd)}", file=sys.stderr)
+        if isinstance(e, CLIError) and e.detail:
+            print(e.detail, file=sys.stderr)
         return 2

@@ -1,0 +1,234 @@
+"""The command-line paths that produced stored results, each checked by its effect:
+``train --seeds / --rounds / --time-limit / --resume / --ckpt-dir``, ``graph --save /
+--metric`` and ``evaluate --topk``, on a tiny SYNTHETIC .npz with the smoke preset."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ugach_core.cli import main
+from ugach_core.data import load_npz, make_synthetic
+from ugach_core.retrieval import encode
+from ugach_core.train import load_discriminator
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    d = make_synthetic(n=240, d_img=24, d_txt=12, n_classes=5, seed=3)
+    path = tmp_path_factory.mktemp("cli_train") / "tiny.npz"
+    np.savez(path, img=d.img, txt=d.txt, labels=d.labels)
+    return path
+
+
+def train(tiny_npz, out, *extra) -> list[dict]:
+    """``train --preset smoke --bits 8`` into ``out``; the rows of its results.json."""
+    assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
+                 "--out", str(out), "--no-progress", "--device", "cpu", *extra]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+CKPT = "ugach_smoke_8b_seed0.pt"
+
+
+def ckpt_state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def codes_of(path, data) -> dict[str, np.ndarray]:
+    model = load_discriminator(path, data)
+    return {m: encode(model, data.img if m == "img" else data.txt, m) for m in ("img", "txt")}
+
+
+# ------------------------------------------------------------------------------ --seeds
+def test_seeds_rows_and_summary_is_mean_and_sample_std(tiny_npz, tmp_path, capsys):
+    """One row per seed; the printed summary is the mean and the *sample* standard
+    deviation (n - 1 in the denominator) of the rows' MAP@all, computed here by hand."""
+    rows = train(tiny_npz, tmp_path / "out", "--seeds", "0", "1", "2")
+    assert [(r["seed"], r["bits"], r["preset"]) for r in rows] == \
+        [(0, 8, "smoke"), (1, 8, "smoke"), (2, 8, "smoke")]
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if re.match(r"smoke\s+8\s+3\s", ln))
+    printed = [float(x) for x in re.findall(r"\d+\.\d{4}", line)]
+    for col, key in ((0, "map_i2t"), (2, "map_t2i")):
+        x = [r[key] for r in rows]
+        mean = (x[0] + x[1] + x[2]) / 3
+        sample_sd = math.sqrt(((x[0] - mean) ** 2 + (x[1] - mean) ** 2 + (x[2] - mean) ** 2)
+                              / (3 - 1))
+        population_sd = sample_sd * math.sqrt(2 / 3)
+        assert round(sample_sd, 4) != round(population_sd, 4)  # the test can tell them apart
+        assert printed[col] == pytest.approx(mean, abs=5e-5)
+        assert printed[col + 1] == pytest.approx(sample_sd, abs=5e-5)
+
+
+def test_rows_record_command_and_smoke(tiny_npz, tmp_path, monkeypatch):
+    """Each row carries the command line and says whether it is a smoke run: ``--preset
+    smoke`` and ``UGACH_SMOKE=1`` both are (before the fix a ``--preset smoke`` row said
+    ``smoke: false``, and no row had a command)."""
+    rows = train(tiny_npz, tmp_path / "a", "--rounds", "1")
+    assert rows[0]["smoke"] is True
+    assert rows[0]["command"].startswith("python -m ugach_core train --data ")
+    assert "--preset smoke" in rows[0]["command"] and "--rounds 1" in rows[0]["command"]
+    monkeypatch.setenv("UGACH_SMOKE", "1")
+    out = tmp_path / "b"
+    assert main(["train", "--data", str(tiny_npz), "--preset", "fast", "--bits", "8",
+                 "--rounds", "1", "--out", str(out), "--no-progress", "--baseline"]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["preset"], r["smoke"]) for r in rows] == [("cca_itq", True), ("fast", True)]
+
+
+# --------------------------------------------------------- --rounds, --time-limit, --resume
+@pytest.fixture(scope="module")
+def runs(tiny_npz, tmp_path_factory):
+    """An uninterrupted 3-round run (A); the same run stopped by --time-limit after its
+    first round (B1), then resumed to the end with --resume (B2)."""
+    base = tmp_path_factory.mktemp("resume")
+    a = train(tiny_npz, base / "A", "--rounds", "3")
+    b1 = train(tiny_npz, base / "B", "--rounds", "3", "--time-limit", "1e-6")
+    shutil.copyfile(base / "B" / CKPT, base / "B_interrupted.pt")
+    b2 = train(tiny_npz, base / "B", "--rounds", "3", "--resume")
+    return {"A": a[0], "B1": b1[0], "B2": b2[0], "base": base,
+            "data": load_npz(tiny_npz)}
+
+
+def test_rounds_overrides_the_preset(runs):
+    """smoke has 2 rounds; --rounds 3 runs 3, records them, and the checkpoint holds the
+    three adversarial rounds after the pretrained round 0."""
+    a = runs["A"]
+    assert a["rounds_done"] == 3 and a["config"]["rounds"] == 3
+    sd = ckpt_state(runs["base"] / "A" / CKPT)
+    assert sd["round"] == 3
+    assert [h["round"] for h in sd["history"] if h.get("stage") == "adversarial"] == [1, 2, 3]
+
+
+def test_time_limit_stops_after_the_round_that_ends_past_it(runs):
+    b1 = runs["B1"]
+    assert b1["rounds_done"] == 1 and b1["config"]["rounds"] == 3
+    assert ckpt_state(runs["base"] / "B_interrupted.pt")["round"] == 1
+
+
+def test_resume_continues_to_the_uninterrupted_codes(runs, capsys):
+    """B2 continued B1's checkpoint (its history starts with B1's, wall times included, which
+    a fresh run would not reproduce) and ends with A's weights, codes and MAP."""
+    base, data = runs["base"], runs["data"]
+    b1, b2 = ckpt_state(base / "B_interrupted.pt"), ckpt_state(base / "B" / CKPT)
+    assert b2["history"][:len(b1["history"])] == b1["history"]
+    assert runs["B2"]["rounds_done"] == 3
+    a = ckpt_state(base / "A" / CKPT)
+    for k in a["D"]:
+        assert torch.equal(a["D"][k], b2["D"][k]), k
+    assert not all(torch.equal(a["D"][k], b1["D"][k]) for k in a["D"])  # B1 was unfinished
+    ca, cb = codes_of(base / "A" / CKPT, data), codes_of(base / "B" / CKPT, data)
+    for m in ("img", "txt"):
+        np.testing.assert_array_equal(ca[m], cb[m])
+    for key in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i", "best_round"):
+        assert runs["A"][key] == runs["B2"][key], key
+
+
+def test_resume_prints_where_it_continues(tiny_npz, tmp_path, capsys):
+    train(tiny_npz, tmp_path, "--rounds", "2", "--time-limit", "1e-6")
+    capsys.readouterr()
+    train(tiny_npz, tmp_path, "--rounds", "2", "--resume")
+    assert f"resumed {tmp_path / CKPT} at round 1" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- --ckpt-dir
+def test_ckpt_dir_takes_the_checkpoints(tiny_npz, tmp_path):
+    out, ck = tmp_path / "out", tmp_path / "ckpts"
+    rows = train(tiny_npz, out, "--rounds", "1", "--ckpt-dir", str(ck))
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert sorted(p.name for p in ck.iterdir()) == [CKPT]
+    assert rows[0]["checkpoint"] == str(ck / CKPT)
+    sd = ckpt_state(ck / CKPT)
+    assert sd["round"] == 1 and sd["config"]["bits"] == 8 and sd["seed"] == 0
+
+
+# ---------------------------------------------------------------------- graph --save/--metric
+def brute_knn(x: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """k nearest rows of each row by a double loop from the definition: the item first, then
+    increasing distance (Euclidean, or 1 - cosine similarity), ties by the smaller index."""
+    x = x.astype(np.float64)
+    n = len(x)
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        d = []
+        for j in range(n):
+            if metric == "euclidean":
+                d.append(math.sqrt(sum((a - b) ** 2 for a, b in zip(x[i], x[j]))))
+            else:
+                dot = sum(a * b for a, b in zip(x[i], x[j]))
+                na = math.sqrt(sum(a * a for a in x[i]))
+                nb = math.sqrt(sum(b * b for b in x[j]))
+                d.append(1 - dot / (na * nb))
+        out[i] = sorted(range(n), key=lambda j: (j != i, d[j], j))[:k]
+    return out
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_graph_save_is_the_knn_graph(metric, tiny_npz, tmp_path, capsys):
+    """The saved list is [3 image-space | 2 text-space] neighbours of each training pair,
+    as a brute-force search over the training rows finds them."""
+    path = tmp_path / "g.npy"
+    assert main(["graph", "--data", str(tiny_npz), "--k-img", "3", "--k-txt", "2",
+                 "--metric", metric, "--save", str(path), "--device", "cpu"]) == 0
+    assert f"({metric})" in capsys.readouterr().out
+    nb = np.load(path)
+    data = load_npz(tiny_npz)
+    tr = data.train_idx
+    assert nb.shape == (216, 5) and nb.dtype == np.int64
+    np.testing.assert_array_equal(nb[:, :3], brute_knn(data.img[tr], 3, metric))
+    np.testing.assert_array_equal(nb[:, 3:], brute_knn(data.txt[tr], 2, metric))
+
+
+def test_graph_metric_changes_the_graph(tiny_npz, tmp_path):
+    saved = {}
+    for metric in ("euclidean", "cosine"):
+        saved[metric] = tmp_path / f"{metric}.npy"
+        assert main(["graph", "--data", str(tiny_npz), "--metric", metric, "--save",
+                     str(saved[metric]), "--device", "cpu"]) == 0
+    assert not np.array_equal(np.load(saved["euclidean"]), np.load(saved["cosine"]))
+
+
+# --------------------------------------------------------------------------- evaluate --topk
+def brute_map_at_k(q: np.ndarray, db: np.ndarray, lq: np.ndarray, ldb: np.ndarray,
+                   k: int) -> float:
+    """MAP@k from the definition: per query, rank the database by Hamming distance (ties by
+    index), AP = mean over the relevant items in the top k of the precision at their rank
+    (0 when none is relevant); MAP = mean AP."""
+    aps = []
+    for i in range(len(q)):
+        dist = [int(np.sum(q[i] != db[j])) for j in range(len(db))]
+        ranked = sorted(range(len(db)), key=lambda j: (dist[j], j))[:k]
+        hits, precisions = 0, []
+        for r, j in enumerate(ranked, start=1):
+            if np.any((lq[i] > 0) & (ldb[j] > 0)):
+                hits += 1
+                precisions.append(hits / r)
+        aps.append(sum(precisions) / hits if hits else 0.0)
+    return sum(aps) / len(aps)
+
+
+def test_evaluate_topk_reports_map_at_that_k(runs, tiny_npz, capsys):
+    ck = runs["base"] / "A" / CKPT
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(tiny_npz), "--checkpoint", str(ck), "--topk", "7",
+                 "--json", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    ev = json.loads(out.strip().splitlines()[-1])
+    assert sorted(k for k in ev if k.startswith("map")) == \
+        ["map7_i2t", "map7_t2i", "map_i2t", "map_t2i"]
+    assert re.search(r"^map7_i2t\s+\d\.\d{4}$", out, re.M)
+    data = runs["data"]
+    c = codes_of(ck, data)
+    q, db, lab = data.query_idx, data.db_idx, data.labels
+    assert ev["map7_i2t"] == pytest.approx(
+        brute_map_at_k(c["img"][q], c["txt"][db], lab[q], lab[db], 7), abs=1e-12)
+    assert ev["map7_t2i"] == pytest.approx(
+        brute_map_at_k(c["txt"][q], c["img"][db], lab[q], lab[db], 7), abs=1e-12)
+    assert ev["map_i2t"] == pytest.approx(runs["A"]["map_i2t"], abs=1e-12)  # same codes
