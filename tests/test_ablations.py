@@ -13,7 +13,6 @@ from ugach_core.ablations import (Variant, compare_to_reference, default_variant
                                   format_summary, pretrain_key, rows_from_results, run_grid,
                                   summarize, train_variant)
 from ugach_core.config import UGACHConfig, fast
-from ugach_core.evaluation import retrieval_scores
 
 
 # ------------------------------------------------------------------- config field
@@ -125,16 +124,18 @@ def test_run_grid_rows_summary_and_comparison(tiny, tiny_cfg):
 
     summ = summarize(rows)
     assert [s["variant"] for s in summ] == ["ref", "no graph", "CCA-ITQ"]
-    vals = [r["map_i2t"] for r in rows if r["variant"] == "ref"]
-    assert summ[0]["map_i2t"] == pytest.approx(np.mean(vals))
-    assert summ[0]["map_i2t_std"] == pytest.approx(np.std(vals, ddof=1))
+    a, b = [r["map_i2t"] for r in rows if r["variant"] == "ref"]
+    assert a != b  # two seeds, two results: the spread is not trivially 0
+    # two values: mean (a + b) / 2, sample std sqrt(2 ((a - b) / 2)^2 / (2 - 1)) = |a - b| / sqrt 2
+    assert summ[0]["map_i2t"] == pytest.approx((a + b) / 2)
+    assert summ[0]["map_i2t_std"] == pytest.approx(abs(a - b) / math.sqrt(2))
     avg = [(r["map_i2t"] + r["map_t2i"]) / 2 for r in rows if r["variant"] == "ref"]
-    assert summ[0]["map_avg"] == pytest.approx(np.mean(avg))
+    assert summ[0]["map_avg"] == pytest.approx((avg[0] + avg[1]) / 2)
     assert "last_map_avg" in summ[0] and "last_map_avg" not in summ[2]
     cmp = compare_to_reference(summ, "ref")
     assert cmp[0]["delta"] == 0 and cmp[0]["clear"] is False
     assert "ref" in format_summary(summ)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="reference 'missing' not in the summary"):
         compare_to_reference(summ, "missing")
 
 
@@ -149,6 +150,21 @@ def test_compare_to_reference_by_hand():
     assert out["b"]["clear"] is True  # 0.02 > 2 * 0.00816
     assert out["c"]["clear"] is False  # 0.005 < 0.0163
     assert out["d"]["clear"] is None and out["d"]["delta"] == pytest.approx(0.10)
+
+
+def test_summarize_three_seeds_by_hand():
+    """Mean and sample std (n - 1) of 0.20, 0.23, 0.26: 0.23 and sqrt((0.03^2 + 0 + 0.03^2)
+    / 2) = 0.03 (the population std would be 0.0245); wall time 1, 2, 6 s: 3 +- sqrt(7)."""
+    rows = [{"variant": "x", "map_i2t": m, "map_t2i": 0.5, "map50_i2t": 0.1,
+             "map50_t2i": 0.3, "train_seconds": t} for m, t in ((0.20, 1), (0.23, 2),
+                                                                 (0.26, 6))]
+    s = summarize(rows)[0]
+    assert s["n"] == 3 and s["map_i2t"] == pytest.approx(0.23)
+    assert s["map_i2t_std"] == pytest.approx(0.03)
+    assert s["map_t2i_std"] == 0.0
+    assert s["map_avg"] == pytest.approx(0.365) and s["map_avg_std"] == pytest.approx(0.015)
+    assert s["train_seconds"] == pytest.approx(3.0)
+    assert s["train_seconds_std"] == pytest.approx(math.sqrt(7))
 
 
 def test_summarize_single_seed_has_nan_std():
@@ -180,11 +196,32 @@ def test_default_variants_and_errors(tiny, tmp_path):
                     "note": "note"}]
 
 
-def test_retrieval_scores_used_for_both_methods(tiny, tiny_cfg):
-    """Sanity: the rows' scores are retrieval_scores of the codes (not some other MAP)."""
+def brute_map(q, db, lq, ldb, k=None) -> float:
+    """MAP@k from the definition, one query at a time: rank the database by Hamming
+    distance (ties by index); AP = mean precision at the ranks of the relevant items among
+    the first k (0 without any); MAP = mean AP."""
+    aps = []
+    for i in range(len(q)):
+        dist = [int(np.sum(q[i] != db[j])) for j in range(len(db))]
+        ranked = sorted(range(len(db)), key=lambda j: (dist[j], j))[:k]
+        hits, prec = 0, []
+        for r, j in enumerate(ranked, start=1):
+            if np.any((lq[i] > 0) & (ldb[j] > 0)):
+                hits += 1
+                prec.append(hits / r)
+        aps.append(sum(prec) / hits if hits else 0.0)
+    return sum(aps) / len(aps)
+
+
+def test_rows_score_the_selected_codes(tiny, tiny_cfg):
+    """A row's MAP@all and MAP@50 are those of the validation-selected D's codes, computed
+    here by brute force from the codes of a separate run with the same seed."""
     base = tiny_cfg()
     row = run_grid(tiny, [Variant("ref", "preset", base)], [2], 8)[0]
     t, _ = train_variant(base, tiny, seed=2)
     c = t.codes()
-    assert retrieval_scores(c["img"], c["txt"], tiny) == pytest.approx(
-        {k: row[k] for k in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")})
+    q, db, lab = tiny.query_idx, tiny.db_idx, tiny.labels
+    for key, a, b in (("i2t", c["img"], c["txt"]), ("t2i", c["txt"], c["img"])):
+        assert row[f"map_{key}"] == pytest.approx(brute_map(a[q], b[db], lab[q], lab[db]))
+        assert row[f"map50_{key}"] == pytest.approx(
+            brute_map(a[q], b[db], lab[q], lab[db], 50))

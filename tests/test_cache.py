@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,10 +24,12 @@ class Counter:
 
 def test_second_call_loads_the_stored_value(tmp_path, capsys):
     f = Counter()
-    a = cached("run", {"seed": 0}, f, folder=tmp_path)
+    cached("run", {"seed": 0}, f, folder=tmp_path)
     b = cached("run", {"seed": 0}, f, folder=tmp_path)
     assert f.calls == 1
-    assert torch.equal(a["w"], b["w"]) and b["history"] == a["history"]
+    # the first computation's value (calls = 1), not a second one (it would be 2 * arange)
+    assert torch.equal(b["w"], torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    assert b["history"] == [{"round": 1, "map": 0.5}]
     out = capsys.readouterr().out
     assert "computed run" in out and "loaded run from the cache" in out
 
@@ -70,16 +75,59 @@ def test_bad_names_are_rejected(tmp_path):
             cached(bad, {}, lambda: 1, folder=tmp_path)
 
 
-def test_fingerprints():
-    assert source_fingerprint() == source_fingerprint() and len(source_fingerprint()) == 16
+def test_source_fingerprint_is_sha256_of_paths_and_bytes(tmp_path, monkeypatch):
+    """On a two-file package: SHA-256 over (relative path, bytes) of each .py file in sorted
+    order, written out here with hashlib; an edited byte, a renamed file and a new .py file
+    change it, a file of another kind does not."""
+    pkg = tmp_path / "pkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "a.py").write_bytes(b"x = 1\n")
+    (pkg / "data" / "b.py").write_bytes(b"y = 2\n")
+    monkeypatch.setattr(cache, "_PACKAGE", pkg)
+    b_path = str(Path("data") / "b.py").encode()
+    expected = hashlib.sha256(b"a.py" + b"x = 1\n" + b_path + b"y = 2\n").hexdigest()[:16]
+    assert source_fingerprint() == expected
+    (pkg / "notes.txt").write_text("not source")
+    assert source_fingerprint() == expected
+    (pkg / "a.py").write_bytes(b"x = 2\n")
+    edited = source_fingerprint()
+    assert edited != expected
+    (pkg / "a.py").rename(pkg / "c.py")
+    assert source_fingerprint() not in (expected, edited)
+    (pkg / "c.py").rename(pkg / "a.py")
+    assert source_fingerprint() == edited
+    (pkg / "new.py").write_text("")
+    assert source_fingerprint() != edited
 
+
+def test_source_fingerprint_of_the_library_covers_its_files():
+    """The real package: 16 hex digits, and the files hashed are ugach_core's own .py files
+    (the count is checked against a listing made here)."""
+    fp = source_fingerprint()
+    assert len(fp) == 16 and int(fp, 16) >= 0
+    files = sorted(Path(cache.__file__).parent.rglob("*.py"))
+    assert Path(cache.__file__) in files and len(files) > 10
+
+
+def test_data_fingerprint_by_hand():
+    """SHA-256 of the name, then per array its name, shape, dtype and bytes (hashlib here);
+    any change to a feature or the name changes it."""
     class D:
         name = "x"
         img = np.zeros((3, 2), np.float32)
         txt = np.ones((3, 4), np.float32)
         labels = np.eye(3, dtype=np.float32)
 
+    h = hashlib.sha256(b"x")
+    for key in ("img", "txt", "labels"):
+        a = getattr(D, key)
+        h.update(f"{key}{a.shape}{a.dtype}".encode() + a.tobytes())
     a = data_fingerprint(D)
+    assert a == h.hexdigest()[:16]
     D.img = D.img.copy()
     D.img[0, 0] = 1e-7                                          # any change to the features
+    assert data_fingerprint(D) != a
+    D.img[0, 0] = 0.0
+    assert data_fingerprint(D) == a
+    D.name = "y"
     assert data_fingerprint(D) != a

@@ -87,7 +87,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "Wikipedia data not found" in capsys.readouterr().err
     assert main(["evaluate", "--data", "synthetic", "--checkpoint", str(tmp_path / "x.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's own errors: exit code 2
         main(["train", "--preset", "nope"])
 
 

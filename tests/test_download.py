@@ -143,7 +143,7 @@ def test_no_network_says_which_files_go_where(tmp_path):
     port = s.getsockname()[1]
     s.close()  # nothing listens on this port
     r = Remote("big.zip", f"http://127.0.0.1:{port}/big.zip", 1234, "ab" * 16)
-    with pytest.raises(DownloadError) as e:
+    with pytest.raises(DownloadError, match="could not download: http://127.0.0.1") as e:
         download(r, tmp_path / "sub", progress=False, timeout=5)
     msg = str(e.value)
     assert "could not download" in msg and f"Put these files in {tmp_path / 'sub'}" in msg

@@ -35,7 +35,8 @@ def test_label_relevance():
     lq = np.array([[1, 0, 0], [0, 1, 1]])
     lx = np.array([[[1, 1, 0], [0, 1, 0]], [[0, 0, 1], [1, 0, 0]]])
     assert label_relevance(lq, lx).tolist() == [[True, False], [True, False]]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected labels \(B, c\) and \(B, P, c\), got "
+                                         r"\(2, 3\) and \(2, 2, 2\)"):
         label_relevance(lq, lx[:, :, :2])
 
 
@@ -94,7 +95,7 @@ def test_retrieval_map_equals_trainer(tiny, tiny_cfg):
     e = tr.evaluate("current")
     t = retrieval_map(tr.D, tr, "test")
     assert t["i2t"] == pytest.approx(e["map_i2t"]) and t["t2i"] == pytest.approx(e["map_t2i"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="split must be 'val' or 'test', got 'train'"):
         retrieval_map(tr.D, tr, "train")
 
 
@@ -103,6 +104,7 @@ def test_stats_are_seeded_and_chance_matches_uniform_policy(tiny, tiny_cfg):
     a = generator_policy_stats(tr, n_queries=50, seed=3).summary()
     b = generator_policy_stats(tr, n_queries=50, seed=3).summary()
     assert a == b
+    assert generator_policy_stats(tr, n_queries=50, seed=4).summary() != a  # seed matters
     assert set(a) == set(SUMMARY_KEYS)
     assert 0 < a["entropy_norm"] <= 1 + 1e-9
     # a generator whose codes are all equal is the uniform policy: mass = chance, H = max
@@ -122,7 +124,7 @@ def test_query_subset_and_pools():
     assert torch.equal(query_subset(5, None), torch.arange(5))
     p = draw_pools(30, 8, 4, torch.Generator().manual_seed(0))
     assert p.shape == (4, 8) and all(len(set(r)) == 8 for r in p.tolist())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"pool_size must be in \[1, 30\], got 31"):
         draw_pools(30, 31, 1)
 
 
@@ -145,7 +147,7 @@ def test_callback_adds_keys_and_does_not_change_training(tiny, tiny_cfg):
     assert sorted(cb.records) == [0, 1, 2]
     for m in ("img", "txt"):
         assert np.array_equal(with_cb.codes()[m], plain.codes()[m])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every must be >= 1, got 0"):
         GeneratorStatsLogger(every=0)
 
 
@@ -166,7 +168,8 @@ def test_plots_draw_the_recorded_series():
     ax = plot_policy_mass(hist, sets=("manifold",))
     assert len(ax.lines) == 2 and list(ax.lines[0].get_xdata()) == [0, 1, 2]
     assert len(plot_policy_mass(hist).lines) == 4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"sets must be among \['manifold', 'relevant'\], "
+                                         r"got \['other'\]"):
         plot_policy_mass(hist, sets=("other",))
     assert len(plot_map_g_vs_d(hist).lines) == 4
     z = np.zeros(3)

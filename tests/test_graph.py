@@ -106,7 +106,7 @@ def test_k_out_of_range_errors():
 
 def test_manifold_neighbors_negative_k_raises():
     """A negative k_img is an error, not 'no image neighbours'."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k_img and k_txt must be >= 0, got -1 and 2"):
         manifold_neighbors(IMG, TXT, k_img=-1, k_txt=2)
 
 

@@ -215,7 +215,7 @@ def test_resume_after_interrupted_extraction(built, real, tmp_path):
     n = len(write_raw(tmp_path, real, n_images=100))  # a prefix of `built`
     assert n > 64
     first = Counting(fail_after=3)  # 3 batches of 16 = 48 images, then "interrupted"
-    with pytest.raises(Interrupt):
+    with pytest.raises(Interrupt, match=r"interrupted \(simulated\)"):
         mf.prepare_mirflickr(tmp_path, extractor=first, batch_size=16, chunk=32,
                              progress=False)
     parts = list((tmp_path / "mirflickr25k" / ".parts").rglob("part_*.npy"))
