@@ -1,0 +1,338 @@
+"""The stored results under ``book/results/``: no smoke rows, complete provenance, and every
+ordering the README states about them, asserted from the files.
+
+The expected orderings are the README's own sentences (quoted in each test); the numbers
+are recomputed here from the rows with the ``statistics`` module (not the library's
+``mean_std``), so a README claim that the files do not support fails here."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+import statistics as st
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "book" / "results"
+README = REPO / "README.md"
+
+# every json file the book and the README read; a new one must be added here (and checked)
+RUN_FILES = ("wikipedia_fast", "wikipedia_paper_gpu", "wikipedia_paper_text_gpu",
+             "wikipedia_ablations")
+PUBLISHED = RESULTS / "published" / "published.json"
+PROVENANCE_KEYS = ("command", "commit", "date", "hardware", "version")
+
+
+def rows_of(name: str) -> list[dict]:
+    data = json.loads((RESULTS / name / "results.json").read_text())
+    return data["rows"] if isinstance(data, dict) else data
+
+
+def provenance_of(name: str) -> list[dict]:
+    """The provenance records of a file: one per row (command-line files) or the file's
+    single ``provenance`` block (benchmarks/ablations.py)."""
+    data = json.loads((RESULTS / name / "results.json").read_text())
+    return [data["provenance"]] if isinstance(data, dict) else data
+
+
+def groups(rows: list[dict], key: str = "preset") -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r[key], r["bits"]), []).append(r)
+    return out
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+# ------------------------------------------------------------------- what is stored
+def test_every_json_file_is_known_and_loads():
+    found = sorted(p.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("*.json"))
+    assert found == sorted([f"{n}/results.json" for n in RUN_FILES] +
+                           ["published/published.json"]), \
+        "a new results file: add it to RUN_FILES (or published) so it is checked"
+    for name in RUN_FILES:
+        assert len(rows_of(name)) > 0
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_no_row_is_a_smoke_row(name):
+    """Each row says ``smoke`` and it is false; where a row records its config, the config
+    is not the smoke preset's size either (an independent check of the flag)."""
+    from ugach_core.config import smoke
+
+    tiny = smoke()
+    for r in rows_of(name):
+        assert r.get("smoke") is False, (name, r.get("variant", r.get("preset")), r.get("seed"))
+        cfg = r.get("config") or {}
+        if "hidden" in cfg:
+            assert cfg["preset"] != "smoke"
+            assert (cfg["hidden"], cfg["pretrain_epochs"]) != (tiny.hidden,
+                                                               tiny.pretrain_epochs)
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_provenance_is_complete(name):
+    """command, commit, date (ISO 8601 with a time zone), hardware, library version."""
+    for p in provenance_of(name):
+        for key in PROVENANCE_KEYS:
+            assert isinstance(p.get(key), str) and p[key].strip(), (name, key)
+        assert re.match(r"[0-9a-f]{7,40}\b", p["commit"]), p["commit"]
+        date = _dt.datetime.fromisoformat(p["date"])
+        assert date.tzinfo is not None
+        assert re.fullmatch(r"\d+\.\d+\.\d+", p["version"])
+        assert "python" in p["command"]
+
+
+def test_published_numbers_each_have_a_source():
+    pub = json.loads(PUBLISHED.read_text())
+    assert "None of these numbers was produced by this project" in pub["description"]
+    assert pub["transcribed_from"].strip()
+    assert len(pub["entries"]) > 0
+    for e in pub["entries"]:
+        assert e["source"].strip() and e["dataset"].strip() and e["method"].strip()
+        if e["metric"] == "map":
+            assert sorted(e["map"], key=int) == ["16", "32", "64", "128"]
+            assert all(0 < v < 1 for v in e["map"].values())
+            assert e["direction"] in ("i2t", "t2i") and "MAP@all" in e["protocol"]
+        else:
+            assert e["metric"] == "cost" and e["note"].strip()
+
+
+# ------------------------------------------- README: "Results on the real Wikipedia set"
+@pytest.fixture(scope="module")
+def stored_wiki():
+    """(preset, bits) -> rows, over the three command-line files."""
+    rows = rows_of("wikipedia_fast") + rows_of("wikipedia_paper_gpu") + \
+        rows_of("wikipedia_paper_text_gpu")
+    return groups(rows)
+
+
+def mean(rs: list[dict], key: str) -> float:
+    return st.mean(r[key] for r in rs)
+
+
+def test_readme_runs_are_what_the_intro_says(stored_wiki):
+    """"`fast` and CCA-ITQ: mean of seeds 0, 1, 2, trained on a 2-core x86_64 CPU;
+    `paper` and `paper_text`: seed 0 on one NVIDIA H200, stopped by their time limits
+    after 5-6 and 4 of their 30 rounds"."""
+    for bits in (16, 32, 64, 128):
+        for preset in ("fast", "cca_itq"):
+            rs = stored_wiki[(preset, bits)]
+            assert sorted(r["seed"] for r in rs) == [0, 1, 2]
+            assert {r["hardware"] for r in rs} == {"x86_64"}
+        for preset, done in (("paper", {5, 6}), ("paper_text", {4})):
+            (r,) = stored_wiki[(preset, bits)]
+            assert r["seed"] == 0 and r["hardware"] == "NVIDIA H200"
+            assert r["rounds_done"] in done and r["config"]["rounds"] == 30
+    assert {stored_wiki[("paper", b)][0]["rounds_done"] for b in (16, 32, 64, 128)} == {5, 6}
+
+
+def test_readme_table_is_computed_from_the_files(stored_wiki):
+    """The README's table (compare_presets.py output): every cell recomputed here."""
+    block = readme_section("Results on the real Wikipedia set").split("```")[1]
+    lines = [ln for ln in block.splitlines() if re.match(r"(cca_itq|fast|paper)", ln)]
+    assert len(lines) == 16
+    for ln in lines:
+        f = ln.split()
+        preset, bits, runs = f[0], int(f[1]), int(f[2])
+        rs = stored_wiki[(preset, bits)]
+        assert runs == len(rs)
+        for col, key in zip(f[3:7], ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")):
+            assert float(col) == pytest.approx(mean(rs, key), abs=5e-5 + 1e-12), (ln, key)
+        assert float(f[7]) == pytest.approx(st.median(r["train_seconds"] for r in rs),
+                                            abs=0.05 + 1e-9), ln
+        done = rs[0].get("rounds_done")
+        total = (rs[0].get("config") or {}).get("rounds") if rs[0].get("config") else None
+        assert f[8] == (f"{done}/{total}" if done is not None else "-/-"), ln
+        assert " ".join(f[9:]) == rs[0]["hardware"]
+
+
+def test_readme_fast_beats_cca_itq_everywhere(stored_wiki):
+    """"`fast` beats CCA-ITQ at every code length in both directions (MAP@all, mean of 3
+    seeds); the margin is small for image→text at 16 bits (0.2062 vs 0.1941) and large for
+    text→image."""
+    for bits in (16, 32, 64, 128):
+        for key in ("map_i2t", "map_t2i"):
+            assert mean(stored_wiki[("fast", bits)], key) > mean(stored_wiki[("cca_itq", bits)], key)
+    f16, c16 = stored_wiki[("fast", 16)], stored_wiki[("cca_itq", 16)]
+    assert round(mean(f16, "map_i2t"), 4) == 0.2062 and round(mean(c16, "map_i2t"), 4) == 0.1941
+    small = mean(f16, "map_i2t") - mean(c16, "map_i2t")
+    large = mean(f16, "map_t2i") - mean(c16, "map_t2i")
+    assert small < 0.02 and large > 10 * small
+
+
+def test_readme_fast_time_and_ratios(stored_wiki):
+    """"`fast` finishes in 13-18 s per code length on 2 CPU cores (median over seeds), that
+    is 0.029-0.045 of the time the `paper` preset spent on an H200 for only its first 5-6
+    rounds, and 0.0058-0.0075 of a full 30-round `paper` run extrapolated at the same cost
+    per round; its MAP is higher in both directions"."""
+    med, ratio, full = [], [], []
+    for bits in (16, 32, 64, 128):
+        tf = st.median(r["train_seconds"] for r in stored_wiki[("fast", bits)])
+        (p,) = stored_wiki[("paper", bits)]
+        med.append(tf)
+        ratio.append(tf / p["train_seconds"])
+        full.append(tf / (p["train_seconds"] * p["config"]["rounds"] / p["rounds_done"]))
+        for key in ("map_i2t", "map_t2i"):
+            assert mean(stored_wiki[("fast", bits)], key) > p[key]
+    assert (math.floor(min(med)), math.floor(max(med))) == (13, 18)
+    assert (round(min(ratio), 3), round(max(ratio), 3)) == (0.029, 0.045)
+    assert (round(min(full), 4), round(max(full), 4)) == (0.0058, 0.0075)
+
+
+def test_readme_paper_discriminator_loss_stays_at_the_margin():
+    """"With the authors' raw (unnormalised) inputs, the `paper` preset barely moves on
+    Wikipedia: ... its discriminator loss stayed at the margin
+    (`book/results/wikipedia_paper_gpu/log_*.txt`)": every round's D loss is within 1 % of
+    the margin l/8 (a hinge loss at the margin: f = m + d_pos - d_neg with d_pos = d_neg)."""
+    for bits in (16, 32, 64, 128):
+        log = (RESULTS / "wikipedia_paper_gpu" / f"log_{bits}.txt").read_text()
+        losses = [float(x) for x in re.findall(r"d_loss=([\d.]+)", log)]
+        (row,) = [r for r in rows_of("wikipedia_paper_gpu") if r["bits"] == bits]
+        assert len(losses) == row["rounds_done"]
+        margin = row["config"]["margin"]
+        assert margin == bits / 8
+        assert all(0.99 * margin < d <= margin for d in losses), (bits, losses)
+
+
+def test_readme_fast_validation_picks_an_early_round(stored_wiki):
+    """"validation picked the pretrained discriminator (round 0) or round 1-3 in every
+    `fast` run" (the bound is read from the README's sentence)."""
+    m = re.search(r"pretrained discriminator \(round 0\) or round 1-(\d)",
+                  readme_section("Results on the real Wikipedia set"))
+    assert m, "the README sentence changed: update this test"
+    picked = [r["best_round"] for b in (16, 32, 64, 128) for r in stored_wiki[("fast", b)]]
+    assert max(picked) <= int(m.group(1)), picked
+
+
+def test_readme_gpu_check():
+    """"On the H200 itself, `fast` took 8.5 s at 16 bits and 11.6 s at 128 bits ...
+    (`book/results/gpu_check.txt`, which also confirms that resume and same-seed runs give
+    identical codes on CUDA)"."""
+    text = (RESULTS / "gpu_check.txt").read_text()
+    assert "NVIDIA H200" in text
+    secs = {int(b): float(s) for b, s in re.findall(r"fast (\d+) bits on GPU: ([\d.]+) s", text)}
+    assert secs == {16: 8.5, 128: 11.6}
+    for m in ("img", "txt"):
+        assert re.search(rf"^{m} resume==uninterrupted: True\s+same seed twice: True$", text,
+                         re.M)
+    assert re.search(r"cuda vs cpu code agreement: 1\.0$", text, re.M)
+
+
+# -------------------------------------------- README: "Part II of the book in numbers"
+@pytest.fixture(scope="module")
+def abl() -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows_of("wikipedia_ablations"):
+        out.setdefault(r["variant"], []).append(r)
+    return out
+
+
+def avg_map(rs: list[dict]) -> list[float]:
+    return [(r["map_i2t"] + r["map_t2i"]) / 2 for r in rs]
+
+
+def delta_and_se(abl, variant: str, ref: str = "fast") -> tuple[float, float]:
+    """Difference of mean MAP (mean of both directions) to ``ref`` and its standard error
+    sqrt(s_v^2 / n_v + s_ref^2 / n_ref), s the sample standard deviation over seeds."""
+    a, b = avg_map(abl[variant]), avg_map(abl[ref])
+    se = math.sqrt(st.stdev(a) ** 2 / len(a) + st.stdev(b) ** 2 / len(b))
+    return st.mean(a) - st.mean(b), se
+
+
+def test_part2_grid_is_what_the_intro_says(abl):
+    """"32 bits, seeds 0, 1, 2, one torch thread on a shared 2-core CPU"."""
+    prov = provenance_of("wikipedia_ablations")[0]
+    assert prov["bits"] == 32 and prov["seeds"] == [0, 1, 2] and prov["torch_threads"] == 1
+    assert prov["complete"] is True and prov["dataset"] == "wikipedia"
+    assert "2 logical cores" in prov["hardware"]
+    assert all(sorted(r["seed"] for r in rs) == [0, 1, 2] for rs in abl.values())
+    assert all(r["bits"] == 32 and not r["synthetic"] for rs in abl.values() for r in rs)
+
+
+def test_part2_table_is_computed_from_the_file(abl):
+    """Every cell of the README's part II table: mean +- sample std over the 3 seeds."""
+    block = readme_section("Part II of the book in numbers").split("```")[1]
+    pat = re.compile(r"^(?P<name>\S.*?)\s+(?P<n>\d)\s+" + r"\s+".join(
+        [r"(\d\.\d{4}) \+- (\d\.\d{4})"] * 3) + r"\s+(\d\.\d{4})\s+(\d\.\d{4})\s+([\d.]+)$")
+    lines = [pat.match(ln) for ln in block.strip().splitlines()[2:]]  # after the header
+    assert all(lines) and [m["name"] for m in lines] == list(abl)
+    for m in lines:
+        rs = abl[m["name"]]
+        assert int(m["n"]) == len(rs)
+        cols = {"map_i2t": [r["map_i2t"] for r in rs], "map_t2i": [r["map_t2i"] for r in rs],
+                "avg": avg_map(rs)}
+        vals = [float(x) for x in m.groups()[2:]]
+        for i, values in enumerate(cols.values()):
+            assert vals[2 * i] == pytest.approx(st.mean(values), abs=5e-5 + 1e-12)
+            assert vals[2 * i + 1] == pytest.approx(st.stdev(values), abs=5e-5 + 1e-12)
+        assert vals[6] == pytest.approx(mean(rs, "map50_i2t"), abs=5e-5 + 1e-12)
+        assert vals[7] == pytest.approx(mean(rs, "map50_t2i"), abs=5e-5 + 1e-12)
+        assert vals[8] == pytest.approx(mean(rs, "train_seconds"), abs=0.05 + 1e-9)
+
+
+def test_part2_validation_keeps_an_early_discriminator(abl):
+    """"Validation keeps the pretrained discriminator (round 0) or round 1 in every `fast`
+    run, so `fast` and "no graph" score the same": the same scores exactly where round 0
+    was kept, and the same mean MAP to 0.0005 over the seeds."""
+    fast, nog = abl["fast"], abl["no graph (pretrained D)"]
+    assert {r["best_round"] for r in fast} <= {0, 1}
+    assert 0 in {r["best_round"] for r in fast}
+    for f, n in zip(fast, nog):
+        assert f["seed"] == n["seed"]
+        if f["best_round"] == 0:
+            assert (f["map_i2t"], f["map_t2i"]) == (n["map_i2t"], n["map_t2i"])
+    assert abs(st.mean(avg_map(fast)) - st.mean(avg_map(nog))) < 5e-4
+
+
+def test_part2_no_gan_and_neighbour_counts_within_the_seed_spread(abl):
+    """"Random negatives instead of G's picks (`negatives="random"`) and every neighbour
+    count are within the seed spread": |difference| <= 2 standard errors."""
+    for v in ("no GAN (random negatives)", "k 1+1", "k 10+10", "k 10+0", "k 0+10"):
+        d, se = delta_and_se(abl, v)
+        assert abs(d) <= 2 * se, (v, d, se)
+
+
+def test_part2_margin_matters_most(abl):
+    """"The margin matters most: `l/4` (8 at 32 bits) beats the code's `l/8` by 0.023 mean
+    MAP, the paper's `m = 1` loses 0.063, and the paper's whole objective on the fast
+    schedule loses about what its margin alone costs"."""
+    d8, se8 = delta_and_se(abl, "margin 8")
+    assert d8 > 2 * se8 and round(d8, 3) == 0.023
+    d1, se1 = delta_and_se(abl, "margin 1")
+    assert d1 < -2 * se1 and round(-d1, 3) == 0.063
+    d_obj, _ = delta_and_se(abl, "fast + paper_text objective")
+    a, b = avg_map(abl["fast + paper_text objective"]), avg_map(abl["margin 1"])
+    se = math.sqrt(st.stdev(a) ** 2 / 3 + st.stdev(b) ** 2 / 3)
+    assert abs(d_obj - d1) <= 2 * se and abs(d_obj - d1) < 0.1 * abs(d1)
+    # "most": the largest effect of any UGACH variant is a margin's
+    effects = {v: abs(delta_and_se(abl, v)[0]) for v in abl if v not in ("fast", "CCA-ITQ")}
+    assert abl[max(effects, key=effects.get)][0]["group"] == "margin"
+
+
+def test_part2_ugach_beats_cca_itq(abl):
+    """"UGACH beats CCA-ITQ by a wide margin in text->image (0.381 vs 0.183) and a little
+    in image->text"."""
+    f, c = abl["fast"], abl["CCA-ITQ"]
+    assert round(mean(f, "map_t2i"), 3) == 0.381 and round(mean(c, "map_t2i"), 3) == 0.183
+    wide = mean(f, "map_t2i") - mean(c, "map_t2i")
+    little = mean(f, "map_i2t") - mean(c, "map_i2t")
+    assert 0 < little < wide / 5
+
+
+def test_part2_gpu_presets_stopped_after_6_and_4_rounds():
+    """"`paper` and `paper_text` ... one seed each on one H200, stopped by a time limit
+    after 6 and 4 of their 30 rounds" (at the grid's 32 bits)."""
+    for name, done in (("wikipedia_paper_gpu", 6), ("wikipedia_paper_text_gpu", 4)):
+        (r,) = [r for r in rows_of(name) if r["bits"] == 32]
+        assert (r["seed"], r["rounds_done"], r["config"]["rounds"]) == (0, done, 30)
+        assert r["hardware"] == "NVIDIA H200"
