@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: The hidden setup cell of every chapter (tag ``remove-cell``), with the address filled in.
 SETUP_CELL = '''\
-# Setup (hidden in the book). On Colab: clone the book's repository (the one this notebook
-# was opened from when Colab says so, else REPO_URL; $UGACH_REPO_URL overrides both),
-# install it with the packages Colab lacks (Colab's torch is kept), fetch the Wikipedia
-# pairs, and work in the clone's book/ folder. In a checkout: use the library next to
-# this notebook (book/..).
+# Setup (hidden in the book). On Colab: clone the book's repository (the one this
+# notebook was opened from when Colab says so, else REPO_URL; $UGACH_REPO_URL overrides
+# both), install it with the packages Colab lacks (Colab's torch is kept), fetch the
+# Wikipedia pairs, and work in the clone's book/ folder. In a checkout: use the library
+# next to this notebook (book/..).
 import os
 import sys
 from pathlib import Path
@@ -40,7 +40,7 @@ BRANCH = "{branch}"  # = repository.branch
 
 
 def opened_from():
-    """(repository, branch) of the GitHub notebook Colab opened, when its server says."""
+    """(repository, branch) of the GitHub notebook Colab opened, if its server says."""
     import json
     import re
     import urllib.parse
@@ -49,7 +49,8 @@ def opened_from():
     host = os.environ.get("COLAB_JUPYTER_IP", "127.0.0.1")
     port = os.environ.get("KMP_TARGET_PORT", "9000")
     try:
-        with urllib.request.urlopen(f"http://{{host}}:{{port}}/api/sessions", timeout=3) as r:
+        api = f"http://{{host}}:{{port}}/api/sessions"
+        with urllib.request.urlopen(api, timeout=3) as r:
             sessions = json.load(r)
     except Exception:
         return None
@@ -80,7 +81,8 @@ if "google.colab" in sys.modules and not (Path.cwd().parent / "ugach_core").exis
     fetched = subprocess.run([sys.executable, "-m", "ugach_core", "data", "prepare",
                               "wikipedia", "--download", "--no-progress"], cwd=clone)
     if fetched.returncode != 0:
-        print("The Wikipedia files could not be fetched: this chapter runs on SYNTHETIC data.")
+        print("The Wikipedia files could not be fetched: this chapter runs on "
+              "SYNTHETIC data.")
 
 _repo_root = Path.cwd().parent
 if (_repo_root / "ugach_core").exists() and str(_repo_root) not in sys.path:
