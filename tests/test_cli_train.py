@@ -17,6 +17,7 @@ from ugach_core.cli import main
 from ugach_core.data import load_npz, make_synthetic
 from ugach_core.retrieval import encode
 from ugach_core.train import load_discriminator
+from reference import brute_map
 
 
 @pytest.fixture(scope="module")
@@ -196,22 +197,6 @@ def test_graph_metric_changes_the_graph(tiny_npz, tmp_path):
 
 
 # --------------------------------------------------------------------------- evaluate --topk
-def brute_map_at_k(q: np.ndarray, db: np.ndarray, lq: np.ndarray, ldb: np.ndarray,
-                   k: int) -> float:
-    """MAP@k from the definition: per query, rank the database by Hamming distance (ties by
-    index), AP = mean over the relevant items in the top k of the precision at their rank
-    (0 when none is relevant); MAP = mean AP."""
-    aps = []
-    for i in range(len(q)):
-        dist = [int(np.sum(q[i] != db[j])) for j in range(len(db))]
-        ranked = sorted(range(len(db)), key=lambda j: (dist[j], j))[:k]
-        hits, precisions = 0, []
-        for r, j in enumerate(ranked, start=1):
-            if np.any((lq[i] > 0) & (ldb[j] > 0)):
-                hits += 1
-                precisions.append(hits / r)
-        aps.append(sum(precisions) / hits if hits else 0.0)
-    return sum(aps) / len(aps)
 
 
 def test_evaluate_topk_reports_map_at_that_k(runs, tiny_npz, capsys):
@@ -228,7 +213,7 @@ def test_evaluate_topk_reports_map_at_that_k(runs, tiny_npz, capsys):
     c = codes_of(ck, data)
     q, db, lab = data.query_idx, data.db_idx, data.labels
     assert ev["map7_i2t"] == pytest.approx(
-        brute_map_at_k(c["img"][q], c["txt"][db], lab[q], lab[db], 7), abs=1e-12)
+        brute_map(c["img"][q], c["txt"][db], lab[q], lab[db], 7), abs=1e-12)
     assert ev["map7_t2i"] == pytest.approx(
-        brute_map_at_k(c["txt"][q], c["img"][db], lab[q], lab[db], 7), abs=1e-12)
+        brute_map(c["txt"][q], c["img"][db], lab[q], lab[db], 7), abs=1e-12)
     assert ev["map_i2t"] == pytest.approx(runs["A"]["map_i2t"], abs=1e-12)  # same codes
