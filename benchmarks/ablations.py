@@ -1,6 +1,6 @@
 """The ablation grid of chapter 10 on the real Wikipedia pairs.
 
-Trains every variant of :func:`ugach_core.ablations.default_variants` around the ``fast``
+Trains every variant of :func:`ugach_core.book.ablations.default_variants` around the ``fast``
 preset (no GAN, no graph, k sweep, margins, the paper's objective on the fast schedule,
 CCA-ITQ) for a few seeds at one code length, and writes
 ``book/results/wikipedia_ablations/results.json`` atomically: ``{"provenance": {...},
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from ugach_core import __version__  # noqa: E402
-from ugach_core.ablations import default_variants, format_summary, run_grid, summarize  # noqa: E402
+from ugach_core.book.ablations import default_variants, format_summary, run_grid, summarize  # noqa: E402
 from ugach_core.config import get_preset, smoke_mode  # noqa: E402
 from ugach_core.data import load  # noqa: E402
 from ugach_core.utils import atomic_write_text  # noqa: E402

@@ -33,6 +33,7 @@ def _candidate_roots() -> list[Path]:
 
 
 MIR_FILES = ("mirflickr25k-yall.mat", "mirflickr25k-lall.mat")
+CUB10_FILES = ("cub_googlenet_doc2vec_c10.mat",)
 
 
 def find_data_folder(name: str, files: tuple[str, ...]) -> Path | None:
@@ -44,7 +45,8 @@ def find_data_folder(name: str, files: tuple[str, ...]) -> Path | None:
 
 
 #: Fixtures that hand a test real data files; a test using any of them is a real-data test.
-REAL_DATA_FIXTURES = frozenset({"data_root_path", "mir_root", "wiki_root", "wiki", "wiki_copy"})
+REAL_DATA_FIXTURES = frozenset({"data_root_path", "mir_root", "wiki_root", "wiki", "wiki_copy",
+                                "cub10_root", "cub10"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -123,6 +125,19 @@ def wiki_copy(wiki_root: Path, tmp_path: Path) -> Path:
             shutil.copyfile(wiki_root / f, dst / f)
             os.chmod(dst / f, 0o644)
     return dst
+
+
+@pytest.fixture(scope="session")
+def cub10_root(request: pytest.FixtureRequest) -> Path:
+    """The real CUB-10 folder (``$UGACH_DATA/cub10``); skips when absent."""
+    return _data_folder_or_skip(request, "cub10", CUB10_FILES)
+
+
+@pytest.fixture(scope="session")
+def cub10(cub10_root: Path):
+    """The real CUB-10 data set (split seed 0), loaded once per session."""
+    from ugach_core.data import load
+    return load("cub10", root=cub10_root)
 
 
 @pytest.fixture

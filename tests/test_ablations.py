@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ugach_core import Trainer
-from ugach_core.ablations import (Variant, compare_to_reference, default_variants,
+from ugach_core import sampling
+from ugach_core.book.ablations import (Variant, compare_to_reference, default_variants,
                                   format_summary, pretrain_key, rows_from_results, run_grid,
                                   summarize, train_variant)
 from ugach_core.config import UGACHConfig, fast
@@ -37,7 +38,9 @@ def test_random_negatives_are_non_neighbours_and_uniform(tiny, tiny_cfg):
     t = Trainer(cfg, tiny, seed=0, progress=False)
     n = len(t.fit_idx)
     q = torch.zeros(4000, dtype=torch.long)  # one query, many draws
-    items = t._sample_random(q).reshape(-1).numpy()
+    pool = sampling.random_pools(n, t.pool_size, len(q), t.rng)
+    excluded = sampling.exclusion_mask(pool, t.neighbors[q])
+    items = pool.gather(1, sampling.uniform_draw(excluded, 4, t.rng)).reshape(-1).numpy()
     nb = set(t.neighbors[0].tolist())
     assert not nb & set(items.tolist())
     counts = np.bincount(items, minlength=n)

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ugach_core.analysis import (SnapshotDiscriminator, as_bits, bit_balance,  # noqa: E402
+from ugach_core.book.analysis import (SnapshotDiscriminator, as_bits, bit_balance,  # noqa: E402
                                  bit_correlation, bit_entropy, distance_histograms,
                                  format_table, mean_abs_correlation, mean_distance,
                                  plot_bit_balance, plot_bit_correlation,

@@ -1,10 +1,10 @@
-"""The chapters' data note and data-dependent phrases (ugach_core.book_notes)."""
+"""The chapters' data note and data-dependent phrases (ugach_core.book.notes)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ugach_core.book_notes import Markdown, data_note, data_title, data_words, phrase
+from ugach_core.book.notes import Markdown, data_note, data_title, data_words, phrase
 from ugach_core.data import CrossModalDataset
 
 

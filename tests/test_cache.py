@@ -1,4 +1,4 @@
-"""ugach_core.cache: load if present (same key and library source), else compute."""
+"""ugach_core.book.cache: load if present (same key and library source), else compute."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ugach_core import cache
-from ugach_core.cache import cached, data_fingerprint, source_fingerprint
+from ugach_core.book import cache
+from ugach_core.book.cache import cached, data_fingerprint, source_fingerprint
 
 
 class Counter:
@@ -105,7 +105,7 @@ def test_source_fingerprint_of_the_library_covers_its_files():
     (the count is checked against a listing made here)."""
     fp = source_fingerprint()
     assert len(fp) == 16 and int(fp, 16) >= 0
-    files = sorted(Path(cache.__file__).parent.rglob("*.py"))
+    files = sorted(Path(cache.__file__).parent.parent.rglob("*.py"))
     assert Path(cache.__file__) in files and len(files) > 10
 
 

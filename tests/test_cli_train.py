@@ -16,7 +16,7 @@ import torch
 from ugach_core.cli import main
 from ugach_core.data import load_npz, make_synthetic
 from ugach_core.retrieval import encode
-from ugach_core.train import load_discriminator
+from ugach_core.checkpoint import load_discriminator
 from reference import brute_map
 
 

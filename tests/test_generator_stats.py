@@ -1,4 +1,4 @@
-"""Measurements of the generator's policy (ugach_core.generator_stats) against brute force."""
+"""Measurements of the generator's policy (ugach_core.book.generator_stats) against brute force."""
 
 from __future__ import annotations
 
@@ -9,26 +9,27 @@ import pytest
 import torch
 
 from ugach_core import Trainer
-from ugach_core.generator_stats import (SUMMARY_KEYS, GeneratorStatsLogger, direction_stats,
-                                        draw_pools, exclusion_mask, generator_policy_stats,
-                                        label_relevance, policy_entropy, pool_mass,
-                                        pool_membership, query_subset, retrieval_map,
-                                        uniform_mass)
+from ugach_core.book.generator_stats import (SUMMARY_KEYS, GeneratorStatsLogger,
+                                             direction_stats, generator_policy_stats,
+                                             label_relevance, policy_entropy, pool_mass,
+                                             query_subset, retrieval_map, uniform_mass)
+from ugach_core.sampling import exclusion_mask, membership, random_pools
 from ugach_core.losses import generator_log_probs
 
 
 def test_membership_and_mass_small_example():
     """Hand-computed: pool [3, 1, 4], neighbours {1, 5}; p = [0.5, 0.3, 0.2]."""
     pool = torch.tensor([[3, 1, 4]])
-    member = pool_membership(pool, torch.tensor([[1, 5, 1]]))
+    member = membership(pool, torch.tensor([[1, 5, 1]]))
     assert member.tolist() == [[False, True, False]]
     p = torch.tensor([[0.5, 0.3, 0.2]])
     assert pool_mass(p, member).item() == pytest.approx(0.3)
     assert uniform_mass(member).item() == pytest.approx(1 / 3)
     # excluding the member leaves 2 eligible items, none of them a member
-    assert uniform_mass(member, exclusion_mask(member)).item() == 0.0
+    excluded = exclusion_mask(pool, torch.tensor([[1, 5, 1]]))
+    assert uniform_mass(member, excluded).item() == 0.0
     # a row made only of manifold pairs keeps its whole pool
-    assert not exclusion_mask(torch.ones(1, 3, dtype=torch.bool)).any()
+    assert not exclusion_mask(pool, torch.tensor([[4, 3, 1]])).any()
 
 
 def test_label_relevance():
@@ -58,13 +59,13 @@ def test_pool_mass_equals_brute_force_enumeration(tiny, tiny_cfg):
     tr = Trainer(cfg, tiny, seed=0, progress=False)
     n = len(tr.fit_idx)
     q = torch.arange(0, n, 7)
-    pools = draw_pools(n, n, len(q))
+    pools = random_pools(n, n, len(q), torch.Generator())
     st = direction_stats(tr, q, "img", "txt", pools, 3, torch.Generator().manual_seed(0))
     lab = tiny.labels[tr.fit_idx] > 0
     with torch.no_grad():
-        h_txt = tr.G.encode(tr.F["txt"], "txt")
+        h_txt = tr.G.encode(tr.train_features["txt"], "txt")
         for row, qi in enumerate(q.tolist()):
-            h_q = tr.G.encode(tr.F["img"][qi:qi + 1], "img")[0]
+            h_q = tr.G.encode(tr.train_features["img"][qi:qi + 1], "img")[0]
             w = torch.exp(-((h_txt - h_q) ** 2).sum(1).double() / cfg.temperature)
             nb = set(tr.neighbors[qi].tolist())
             in_nb = torch.tensor([i in nb for i in range(n)])
@@ -122,10 +123,10 @@ def test_query_subset_and_pools():
     s = query_subset(100, 10, seed=0)
     assert len(s) == 10 and len(set(s.tolist())) == 10 and torch.all(s[1:] > s[:-1])
     assert torch.equal(query_subset(5, None), torch.arange(5))
-    p = draw_pools(30, 8, 4, torch.Generator().manual_seed(0))
+    p = random_pools(30, 8, 4, torch.Generator().manual_seed(0))
     assert p.shape == (4, 8) and all(len(set(r)) == 8 for r in p.tolist())
-    with pytest.raises(ValueError, match=r"pool_size must be in \[1, 30\], got 31"):
-        draw_pools(30, 31, 1)
+    with pytest.raises(ValueError, match=r"pool size must be in \[1, 30\], got 31"):
+        random_pools(30, 31, 1, torch.Generator())
 
 
 def test_callback_adds_keys_and_does_not_change_training(tiny, tiny_cfg):
@@ -157,7 +158,7 @@ def test_plots_draw_the_recorded_series():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ugach_core.generator_stats import (DirectionStats, GeneratorStats, plot_map_g_vs_d,
+    from ugach_core.book.generator_stats import (DirectionStats, GeneratorStats, plot_map_g_vs_d,
                                             plot_policy_mass, plot_reward_hist)
 
     hist = [{"stage": "pretrain", "epoch": 1}]

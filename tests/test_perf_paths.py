@@ -14,7 +14,8 @@ import torch
 
 from ugach_core import Trainer, smoke
 from ugach_core.graph import knn
-from ugach_core.losses import pairwise_sq_dist, sq_dist
+from ugach_core import sampling
+from ugach_core.losses import generator_log_probs, pairwise_sq_dist, sq_dist
 from ugach_core.metrics import (average_precision, mean_average_precision, pr_curve_hamming,
                                 precision_at_k, relevance)
 from ugach_core.retrieval import hamming_distance, hamming_topk, pack_codes, rank_by_hamming
@@ -224,52 +225,65 @@ def test_same_seed_same_codes_fast_paths(tiny, kw):
                                       runs[1].codes("current")[m])
 
 
-def test_cached_discriminator_codes_give_the_same_step(tiny):
-    """A G step rewarded from D's cached codes == one that encodes its items itself."""
-    a = Trainer(cfg_for(), tiny, seed=1, progress=False)
-    b = Trainer(cfg_for(), tiny, seed=1, progress=False)
-    q = torch.arange(32)
-    a._d_codes = a._discriminator_codes()
-    la, ra = a._generator_step(q, "img", "txt")
-    lb, rb = b._generator_step(q, "img", "txt")
-    torch.testing.assert_close(ra, rb, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
-    for pa, pb in zip(a.G.parameters(), b.G.parameters()):
-        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+def test_codes_computed_once_equal_direct_encoding(tiny):
+    """The rewards of a G phase read D's codes computed once for every training item: they
+    equal encoding the queried items directly."""
+    t = Trainer(cfg_for(), tiny, seed=1, progress=False)
+    codes = t.relaxed_codes(t.D, batch=7)  # several batches
+    idx = torch.tensor([0, 3, 17, 5])
+    for m in ("img", "txt"):
+        with torch.no_grad():
+            direct = t.D.encode(t.train_features[m][idx], m)
+        torch.testing.assert_close(codes[m][idx], direct, rtol=1e-5, atol=1e-6)
+
+
+def _reference_triplets(t, key, qm, xm):
+    """sample_triplets' first direction written out plainly: G encodes each pool itself."""
+    n, s = len(t.fit_idx), t.cfg.n_samples
+    q = torch.arange(n)
+    pool = sampling.random_pools(n, t.pool_size, n, t.rng)
+    excluded = sampling.exclusion_mask(pool, t.neighbors[q])
+    with torch.no_grad():
+        h_q = t.G.encode(t.train_features[qm], qm)
+        h_p = t.G.encode(t.train_features[xm][pool.reshape(-1)], xm).view(n, -1, t.cfg.bits)
+    log_p = generator_log_probs(sq_dist(h_q, h_p), t.cfg.temperature, excluded)
+    neg = pool.gather(1, sampling.draw(log_p, s, t.rng))
+    pos = sampling.positives(t.neighbors, q, s, t.rng)
+    return q.repeat_interleave(s), pos.reshape(-1), neg.reshape(-1)
 
 
 def test_cached_sampling_equals_direct_encoding(tiny):
-    """Sampling from G's codes computed once == encoding the pools in the same call."""
-    a = Trainer(cfg_for(), tiny, seed=2, progress=False)
-    b = Trainer(cfg_for(), tiny, seed=2, progress=False)
-    q = torch.arange(40)
-    with torch.no_grad():
-        h_all = a.G.encode(a.F["txt"], "txt")
-    ia, da, ma, _ = a._sample_generated(q, "img", "txt", False, h_items=h_all)
-    ib, db, mb, _ = b._sample_generated(q, "img", "txt", False)
-    torch.testing.assert_close(da, db, rtol=1e-5, atol=1e-5)
-    assert torch.equal(ma, mb)
-    assert torch.equal(ia, ib)
+    """Sampling from G's codes computed once == encoding every pool in place."""
+    t = Trainer(cfg_for(), tiny, seed=2, progress=False)
+    state = t.rng.get_state()
+    got = t.sample_triplets()["i2t"]
+    t.rng.set_state(state)
+    ref = _reference_triplets(t, "i2t", "img", "txt")
+    for u, v in zip(got, ref):
+        assert torch.equal(u, v)
 
 
 def test_sampled_softmax_gradient_equals_pool_path(tiny):
-    """g_softmax='sampled': re-encoding only the sampled items gives the gradient of the
-    log-softmax over the sampled columns of the pool distances."""
+    """g_softmax='sampled': re-encoding only the sampled items gives the log-softmax over
+    the sampled columns of the pool distances, and its gradient."""
     cfg = cfg_for(g_softmax="sampled", reward_baseline=False)
     t = Trainer(cfg, tiny, seed=4, progress=False)
-    q = torch.arange(8)
-    state = t.gen.get_state()
-    items, d_pool, mask, cols = t._sample_generated(q, "img", "txt", True, shared_pool=True)
-    logp_ref = torch.log_softmax(-d_pool.gather(1, cols) / cfg.temperature, dim=1)
-    g_ref = torch.autograd.grad(logp_ref.sum(), list(t.G.parameters()), allow_unused=True)
-    t.gen.set_state(state)
-    items2, *_ = t._sample_generated(q, "img", "txt", False, shared_pool=True)
-    assert torch.equal(items, items2)
-    h_q = t.G.encode(t.F["img"][q], "img")
-    h_s = t.G.encode(t.F["txt"][items2.reshape(-1)], "txt").view(len(q), -1, cfg.bits)
-    logp = torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
+    q, n = torch.arange(8), len(t.fit_idx)
+    state = t.rng.get_state()
+    items, logp = t._generator_draw(q, "img", with_grad=True)
+    t.rng.set_state(state)
+    pool = sampling.random_pools(n, t.pool_size, 1, t.rng).expand(len(q), -1)
+    excluded = sampling.exclusion_mask(pool, t.neighbors[q])
+    d = pairwise_sq_dist(t.G.encode(t.train_features["img"][q], "img"),
+                         t.G.encode(t.train_features["txt"][pool[0]], "txt"))
+    cols = sampling.draw(generator_log_probs(d.detach(), cfg.temperature, excluded),
+                         cfg.n_samples, t.rng)
+    assert torch.equal(items, pool.gather(1, cols))
+    logp_ref = torch.log_softmax(-d.gather(1, cols) / cfg.temperature, dim=1)
     torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
-    g_new = torch.autograd.grad(logp.sum(), list(t.G.parameters()), allow_unused=True)
+    params = list(t.G.parameters())
+    g_new = torch.autograd.grad(logp.sum(), params, allow_unused=True, retain_graph=True)
+    g_ref = torch.autograd.grad(logp_ref.sum(), params, allow_unused=True)
     for u, v in zip(g_new, g_ref):
         if u is None or v is None:
             assert (u is None or not u.abs().sum()) and (v is None or not v.abs().sum())
@@ -279,20 +293,19 @@ def test_sampled_softmax_gradient_equals_pool_path(tiny):
 
 def test_shared_pool_is_one_uniform_pool(tiny):
     """A G step's queries share one pool drawn like a single query's pool; manifold pairs
-    are masked per query."""
+    are excluded per query."""
     t = Trainer(cfg_for(), tiny, seed=6, progress=False)
     q = torch.arange(10)
-    state = t.gen.get_state()
-    items, d, mask, cols = t._sample_generated(q, "img", "txt", False, shared_pool=True)
-    t.gen.set_state(state)
-    pool = t._pools(1)[0]
-    assert d.shape == (10, t.pool_size)
+    state = t.rng.get_state()
+    items, _ = t._generator_draw(q, "img", with_grad=False)
+    t.rng.set_state(state)
+    pool = sampling.random_pools(len(t.fit_idx), t.pool_size, 1, t.rng)[0]
     nb = t.neighbors[q]
     for i in range(10):
         assert set(items[i].tolist()) <= set(pool.tolist())
         in_graph = torch.isin(pool, nb[i])
         if not in_graph.all():
-            assert torch.equal(mask[i], in_graph)
+            assert not torch.isin(items[i], nb[i]).any()
 
 
 def test_optimizer_falls_back_when_fused_kernels_are_missing(tiny, monkeypatch):

@@ -12,8 +12,8 @@ import torch
 from ugach_core import Trainer
 from ugach_core.callbacks import Callback, Checkpoint, LogTestMAP
 from ugach_core.data import make_synthetic
-from ugach_core.train import (CheckpointError, DivergenceError, load_discriminator,
-                              read_checkpoint)
+from ugach_core.checkpoint import CheckpointError, load_discriminator, read_checkpoint
+from ugach_core.train import DivergenceError
 
 def strip_time(history):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
@@ -255,12 +255,12 @@ def _poison(net: torch.nn.Module) -> None:
 @pytest.mark.parametrize("stage, net", [("D step", "D"), ("G step", "G")])
 def test_divergence_stops_with_round_and_stage_and_keeps_last_checkpoint(
         tiny, tiny_cfg, tmp_path, monkeypatch, stage, net):
-    """A NaN weight after round 2's D (or G) step stops fit() with an error naming round 2
+    """A NaN weight after a D (or G) step of round 2 stops fit() with an error naming round 2
     and the stage; the checkpoint on disk stays the round-1 one and still resumes."""
     path = tmp_path / "c.pt"
     t = Trainer(tiny_cfg(rounds=3), tiny, seed=0, progress=False,
                 callbacks=[Checkpoint(path)])
-    method = "train_discriminator" if net == "D" else "train_generator"
+    method = "d_step" if net == "D" else "g_step"
     original = getattr(t, method)
 
     def poisoned(*args):
@@ -282,14 +282,14 @@ def test_divergence_inside_a_stage_is_reported_as_divergence(tiny, tiny_cfg, mon
     torch (NaN probabilities) before the stage ends: still a DivergenceError naming round 1
     and the G step, chained to torch's error."""
     t = Trainer(tiny_cfg(rounds=2), tiny, seed=0, progress=False)
-    original = t._generator_step
+    original = t.g_step
 
     def poisoned(*args):
         out = original(*args)
         _poison(t.G)
         return out
 
-    monkeypatch.setattr(t, "_generator_step", poisoned)
+    monkeypatch.setattr(t, "g_step", poisoned)
     with pytest.raises(DivergenceError, match=r"round 1, stage 'G step'.*weights of G") as e:
         t.fit()
     assert isinstance(e.value.__context__, RuntimeError)

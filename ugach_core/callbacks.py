@@ -12,7 +12,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class Callback:
     """Hooks called by :meth:`ugach_core.train.Trainer.fit`.  ``logs`` is the dict that
-    becomes the round's history entry; callbacks may add keys to it."""
+    becomes the round's history entry; callbacks may add keys to it.  At the end of a
+    round callbacks run in increasing :attr:`order` (ties: the order given), so one that
+    reads the keys others add (a checkpoint) sets a higher one."""
+
+    order: int = 0
 
     def on_fit_start(self, trainer: "Trainer") -> None: ...
 
@@ -42,6 +46,8 @@ class Checkpoint(Callback):
     ``keep_all=True`` each written round also goes to ``<stem>.round<r>.pt``.  Weights with
     NaN/inf are never written (:meth:`Trainer.save_checkpoint` refuses), so ``path`` always
     holds the last good state."""
+
+    order = 100  # after every callback that adds keys to the round's logs
 
     def __init__(self, path: str | Path, every: int = 1, keep_all: bool = False):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:

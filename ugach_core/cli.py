@@ -26,7 +26,8 @@ from .data.download import DownloadError
 from .evaluation import mean_std, retrieval_scores
 from .graph import graph_stats, manifold_neighbors
 from .retrieval import encode
-from .train import CheckpointError, DivergenceError, Trainer, load_discriminator
+from .checkpoint import CheckpointError, load_discriminator
+from .train import DivergenceError, Trainer
 from .utils import atomic_write_text, get_device
 
 
@@ -206,6 +207,22 @@ def _prepare_wikipedia(root: Path, download: bool, progress: bool) -> int:
     return 0
 
 
+def _prepare_cub10(root: Path, download: bool, progress: bool) -> int:
+    """CUB-10 needs no feature extraction: fetch (or find) its one file, load, report."""
+    from .data.cub10 import FILE, find_cub10, load_cub10
+    from .data.download import REMOTES, download_all, offline_message
+
+    folder = root / "cub10"
+    if find_cub10(root) is None:
+        if not download:
+            raise CLIError(f"CUB-10 file {FILE} not found under {root}; run again with "
+                           f"--download, or put the file listed below in {folder}",
+                           detail=offline_message(REMOTES["cub10"], folder))
+        download_all("cub10", folder, progress=progress)
+    print(load_cub10(find_cub10(root) or folder).summary())
+    return 0
+
+
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Build a data set's feature cache from its official release (optionally downloading it)."""
     from .data import mirflickr, nuswide
@@ -217,6 +234,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     root = data_root(args.root)
     if args.name == "wikipedia":
         return _prepare_wikipedia(root, args.download, not args.no_progress)
+    if args.name == "cub10":
+        return _prepare_cub10(root, args.download, not args.no_progress)
     module = mirflickr if args.name == "mirflickr25k" else nuswide
     # a cache that is already there needs neither the release files nor a download
     cached = module.cache_path(root, args.extractor).is_file() and not args.force
@@ -255,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ugach_core",
         description="UGACH (Unsupervised Generative Adversarial Cross-modal Hashing): train, "
                     "evaluate and inspect correlation graphs.",
-        epilog="Data: --data wikipedia | mirflickr25k | nuswide | synthetic | auto | PATH.npz; "
+        epilog="Data: --data wikipedia | cub10 | mirflickr25k | nuswide | synthetic | auto | "
+               "PATH.npz; "
                "the data root is --root, else $UGACH_DATA, else ~/.cache/ugach. UGACH_SMOKE=1 "
                "shrinks every preset. Errors: one line on stderr, exit code 2.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -314,15 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="prepare data sets from their official releases")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     dp = dsub.add_parser(
-        "prepare", help="fetch Wikipedia, or build the feature cache of mirflickr25k or nuswide",
+        "prepare", help="fetch Wikipedia or CUB-10, or build the feature cache of mirflickr25k "
+                        "or nuswide",
         description="Build <root>/<name>/<name>_<extractor>.npz from the official release: "
                     "labels, tag vectors and VGG19 fc7 image features (needs torchvision; a GPU "
                     "when there is one). An interrupted run resumes where it stopped.")
-    dp.add_argument("name", choices=("wikipedia", "mirflickr25k", "nuswide"))
+    dp.add_argument("name", choices=("wikipedia", "cub10", "mirflickr25k", "nuswide"))
     dp.add_argument("--root", default=None, help=f"data root (default: {data_root()})")
     dp.add_argument("--download", action="store_true",
-                    help="download the release files first (Wikipedia and MIRFlickr; resumable, "
-                         "md5-checked)")
+                    help="download the release files first (Wikipedia, CUB-10 and MIRFlickr; "
+                         "resumable, md5-checked)")
     dp.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     dp.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     dp.add_argument("--workers", type=int, default=2,

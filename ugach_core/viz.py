@@ -67,7 +67,8 @@ def set_book_style() -> None:
     mpl.rcParams.update(BOOK_RC)
 
 
-def _axes(ax: Axes | None) -> Axes:
+def axes_or_new(ax: Axes | None) -> Axes:
+    """``ax``, or the axes of a new figure when ``ax`` is None."""
     if ax is not None:
         return ax
     _, new_ax = plt.subplots()
@@ -82,7 +83,7 @@ def plot_map_per_round(history: Sequence[Mapping[str, Any]], ax: Axes | None = N
     with ``stage == "pretrain"`` (or without a ``round``) are skipped, and so is a key in a
     round that did not record it.
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     rows = [h for h in history if h.get("stage") != "pretrain" and "round" in h]
     series = [("val_map_i2t", "i2t", "validation", "-"), ("val_map_t2i", "t2i", "validation", "-"),
               ("test_map_i2t", "i2t", "test", "--"), ("test_map_t2i", "t2i", "test", "--")]
@@ -111,7 +112,7 @@ def plot_pr_curve(curves: Mapping[str, Mapping[str, np.ndarray]], ax: Axes | Non
     retrieves anything (``n_queries == 0``) have no defined precision and are not drawn.
     ``colors`` optionally fixes a colour per name (e.g. ``COLORS["baseline"]``).
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     for name, c in curves.items():
         precision, recall = np.asarray(c["precision"]), np.asarray(c["recall"])
         keep = np.asarray(c.get("n_queries", np.ones_like(precision))) > 0
@@ -131,7 +132,7 @@ def plot_precision_at_k(ks: Sequence[int] | np.ndarray, curves: Mapping[str, np.
                         ) -> Axes:
     """Precision@k curves: ``curves[name]`` has one value per entry of ``ks`` (as returned
     by :func:`ugach_core.metrics.precision_at_k`)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     ks = np.asarray(ks)
     for name, p in curves.items():
         p = np.asarray(p)
@@ -166,7 +167,7 @@ def plot_pool_policy(p: Sequence[float] | np.ndarray,
     """
     from matplotlib.patches import Patch
 
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     p = np.asarray(p, dtype=float)
     if p.ndim != 1:
         raise ValueError(f"p must be one query's probabilities, shape (P,), got {p.shape}")
@@ -209,7 +210,7 @@ def plot_round_logs(history: Sequence[Mapping[str, Any]], keys: Sequence[str] = 
     ``round``; a round that did not record a key is skipped.  ``colors`` / ``labels``
     optionally fix a colour / legend text per key (default: the key itself).
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     rows = [h for h in history if h.get("stage") == "adversarial" and "round" in h]
     for key in keys:
         pts = [(h["round"], h[key]) for h in rows if h.get(key) is not None]

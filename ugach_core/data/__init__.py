@@ -8,21 +8,28 @@
   ``<root>/mirflickr25k``; when they are absent, a ``FileNotFoundError`` says what to get,
   or, only with ``synthetic_ok=True``, a SYNTHETIC stand-in of the same shapes;
 * ``"nuswide"``: NUS-WIDE TC-10 features in ``<root>/nuswide`` (same idea);
+* ``"cub10"``: CUB-10 (600 pairs, GoogLeNet image / doc2vec text features) from
+  ``<root>/cub10`` (or ``<root>``); no official split: a seeded stratified 20% of each class
+  are the queries, ``load("cub10", split_seed=3)`` picks another split (see
+  :func:`load_cub10`);
 * a path to an ``.npz`` file (see :func:`load_npz`);
 * ``"synthetic"``: the deterministic synthetic set (always named synthetic);
 * ``"auto"``: Wikipedia when its files are found, else the synthetic set (with a notice).
 
-New sets register a loader in :data:`LOADERS` (``name -> callable(root) -> dataset``).
+New sets register a loader in :data:`LOADERS` (``name -> callable(root, **options) ->
+dataset``); keyword options given to :func:`load` go to the loader.
 The data root is ``root`` if given, else ``$UGACH_DATA``, else a per-user cache folder.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from .cub10 import find_cub10, load_cub10
 from .dataset import CrossModalDataset, default_split
 from .download import REMOTES, DownloadError, download_all
 from .features import extract_features, preprocess, vgg19_fc7
@@ -57,11 +64,16 @@ def _wikipedia(root: Path) -> CrossModalDataset:
     return load_wikipedia(folder)
 
 
-LOADERS: dict[str, Callable[[Path], CrossModalDataset]] = {
+def _cub10(root: Path, split_seed: int = 0) -> CrossModalDataset:
+    return load_cub10(root, split_seed=split_seed)
+
+
+LOADERS: dict[str, Callable[..., CrossModalDataset]] = {
     "wikipedia": _wikipedia,
     "synthetic": lambda root: make_synthetic(),
     "mirflickr25k": lambda root: load_mirflickr(root),
     "nuswide": lambda root: load_nuswide(root),
+    "cub10": _cub10,
 }
 
 #: Synthetic stand-ins that :func:`load` may return, only with ``synthetic_ok=True``, when
@@ -78,15 +90,35 @@ def _text_side_folder(root: Path) -> Path | None:
     return None
 
 
+def _check_options(key: str, loader: Callable[..., Any], options: dict[str, Any]) -> None:
+    """``ValueError`` when ``loader`` does not take every keyword in ``options``."""
+    if not options:
+        return
+    params = inspect.signature(loader).parameters
+    known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY
+             or (p.kind is p.POSITIONAL_OR_KEYWORD and n != "root")]
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    extra = sorted(set(options) - set(known))
+    if extra:
+        takes = f"takes only {', '.join(known)}" if known else "takes no options"
+        raise ValueError(f"data set {key!r} {takes}; got {', '.join(extra)}")
+
+
 def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
-         synthetic_ok: bool = False) -> CrossModalDataset:
+         synthetic_ok: bool = False, **options: Any) -> CrossModalDataset:
     """Load a data set by registered name, ``"auto"``, or ``.npz`` path (see module doc).
 
     ``synthetic_ok=True`` allows a SYNTHETIC stand-in (see :data:`STANDINS`) when the real
     files of a registered set are missing; a notice on stderr and the data set's name say so.
+    Keyword ``options`` go to a registered set's loader (``load("cub10", split_seed=3)``);
+    one it does not take, or any option with ``"auto"`` or a path, is a ``ValueError``.
     """
     key = str(name_or_path)
     base = data_root(root)
+    if options and key.lower() not in LOADERS:
+        raise ValueError(f"options {', '.join(sorted(options))} apply only to a registered "
+                         f"data set ({', '.join(sorted(LOADERS))}), not to {key!r}")
     if key == "auto":
         if find_wikipedia(base) is not None:
             return _wikipedia(base)
@@ -95,8 +127,10 @@ def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
               "Every result below is on synthetic data.", file=sys.stderr)
         return make_synthetic()
     if key.lower() in LOADERS:
+        loader = LOADERS[key.lower()]
+        _check_options(key.lower(), loader, options)
         try:
-            return LOADERS[key.lower()](base)
+            return loader(base, **options)
         except FileNotFoundError as e:
             if not (synthetic_ok and key.lower() in STANDINS):
                 raise
@@ -111,7 +145,8 @@ def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None,
 
 
 __all__ = ["CrossModalDataset", "DownloadError", "LOADERS", "REMOTES", "STANDINS", "data_root",
-           "default_split", "download_all", "extract_features", "load", "load_npz",
+           "default_split", "download_all", "extract_features", "find_cub10", "load",
+           "load_cub10", "load_npz",
            "load_mirflickr", "load_mirflickr_mat", "load_nuswide", "load_nuswide_mat",
            "load_wikipedia", "make_mirflickr_synthetic", "make_synthetic", "mirflickr_split",
            "prepare_mirflickr", "prepare_nuswide", "preprocess", "read_dcmh_mat",

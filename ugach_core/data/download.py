@@ -61,6 +61,15 @@ REMOTES: dict[str, list[Remote]] = {
             ("categories.list", 75, "de5c3ae255ce565357d0b855dd1ee8d6"),
         )
     ],
+    # The CUB-10 file of the multi-view learning papers, from the ProImp (IJCAI 2023)
+    # repository pinned to a commit; size and md5 are those of the file this project tests
+    # against.  No licence is stated for the data: it is fetched, never redistributed here.
+    "cub10": [
+        Remote("cub_googlenet_doc2vec_c10.mat",
+               "https://raw.githubusercontent.com/XLearning-SCU/2023-IJCAI-ProImp/"
+               "7f993ecc3e3ca29aa2d7d6a6c3bea0bac0e932c1/data/cub_googlenet_doc2vec_c10.mat",
+               3182590, "5a19dd40bf61ef6ece08114f10560408"),
+    ],
 }
 
 

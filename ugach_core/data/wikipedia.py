@@ -25,7 +25,8 @@ def find_wikipedia(root: Path) -> Path | None:
     return None
 
 
-def _read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+def read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Text ids, image ids and categories of a release list file (tab-separated)."""
     txt_ids, img_ids, cats = [], [], []
     with open(path, encoding="utf-8") as fh:
         for ln, line in enumerate(fh, 1):
@@ -64,8 +65,8 @@ def load_wikipedia(folder: str | Path) -> CrossModalDataset:
     for key in ("I_tr", "I_te", "T_tr", "T_te"):
         if key not in mat:
             raise ValueError(f"{folder / 'raw_features.mat'} has no variable {key!r}")
-    _, _, c_tr = _read_list(folder / "trainset_txt_img_cat.list")
-    _, _, c_te = _read_list(folder / "testset_txt_img_cat.list")
+    _, _, c_tr = read_list(folder / "trainset_txt_img_cat.list")
+    _, _, c_te = read_list(folder / "testset_txt_img_cat.list")
     n_tr, n_te = mat["I_tr"].shape[0], mat["I_te"].shape[0]
     for what, a, b in (("training", n_tr, len(c_tr)), ("test", n_te, len(c_te)),
                        ("training text", mat["T_tr"].shape[0], n_tr),

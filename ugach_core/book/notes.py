@@ -14,7 +14,7 @@ phrases chosen by the numbers a chapter computed.  Nothing here trains or measur
 
 from __future__ import annotations
 
-from .data import CrossModalDataset
+from ..data import CrossModalDataset
 
 
 class Markdown:

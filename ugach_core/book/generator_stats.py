@@ -36,19 +36,18 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .callbacks import Callback
-from .losses import generator_log_probs, pairwise_sq_dist, reward, sq_dist, triplet_score
-from .metrics import mean_average_precision
-from .retrieval import encode
-from .viz import COLORS, DIRECTION_COLORS
+from .. import sampling
+from ..callbacks import Callback
+from ..losses import generator_log_probs, pairwise_sq_dist, reward, sq_dist, triplet_score
+from ..selection import DIRECTIONS
+from ..selection import retrieval_map as selection_map
+from ..viz import COLORS, DIRECTION_COLORS
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from .model import CrossModalHashNet
-    from .train import Trainer
-
-DIRECTIONS: tuple[tuple[str, str, str], ...] = (("i2t", "img", "txt"), ("t2i", "txt", "img"))
+    from ..model import CrossModalHashNet
+    from ..train import Trainer
 
 #: Keys that :meth:`GeneratorStats.summary` (and so :class:`GeneratorStatsLogger`) writes.
 SUMMARY_KEYS: tuple[str, ...] = (
@@ -58,18 +57,6 @@ SUMMARY_KEYS: tuple[str, ...] = (
 
 
 # ------------------------------------------------------------------------ pure functions
-def pool_membership(pool: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
-    """:math:`\\mathbb{1}[x_{bj} \\in A_b]`: is pool item ``pool[b, j]`` in the set ``sets[b]``?
-
-    ``pool (B, P)`` and ``sets (B, k)`` integer item indices (a set may list an item twice).
-    Returns ``(B, P)`` bool.
-    """
-    if pool.ndim != 2 or sets.ndim != 2 or pool.shape[0] != sets.shape[0]:
-        raise ValueError(f"expected pool (B, P) and sets (B, k) with the same B, got "
-                         f"{tuple(pool.shape)} and {tuple(sets.shape)}")
-    return (pool[:, :, None] == sets[:, None, :]).any(-1)
-
-
 def label_relevance(labels_q: np.ndarray | torch.Tensor, labels_items: np.ndarray | torch.Tensor
                     ) -> torch.Tensor:
     """:math:`\\mathrm{rel}(q, x) = \\mathbb{1}[\\ell_q^\\top \\ell_x > 0]`: the query and the
@@ -84,15 +71,6 @@ def label_relevance(labels_q: np.ndarray | torch.Tensor, labels_items: np.ndarra
         raise ValueError(f"expected labels (B, c) and (B, P, c), got {tuple(lq.shape)} and "
                          f"{tuple(lx.shape)}")
     return (lq[:, None, :] & lx).any(-1)
-
-
-def exclusion_mask(member: torch.Tensor) -> torch.Tensor:
-    """The trainer's exclusion: manifold pairs leave the pool, unless nothing would remain.
-
-    ``member (B, P)`` bool (item is a manifold pair of the query) -> ``(B, P)`` bool, True
-    where the item is excluded (all False in a row made only of manifold pairs).
-    """
-    return member & ~member.all(1, keepdim=True)
 
 
 def pool_mass(p: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
@@ -138,13 +116,6 @@ def policy_entropy(log_p: torch.Tensor) -> torch.Tensor:
     """
     p = log_p.exp()
     return -torch.where(p > 0, p * log_p, torch.zeros_like(log_p)).sum(-1)
-
-
-def sample_columns(log_p: torch.Tensor, n: int, generator: torch.Generator | None = None
-                   ) -> torch.Tensor:
-    """``n`` draws per row of ``exp(log_p) (B, P)`` with replacement -> ``(B, n)`` columns."""
-    return torch.multinomial(log_p.exp().cpu().double(), n, replacement=True,
-                             generator=generator).to(log_p.device)
 
 
 # --------------------------------------------------------------------- per-query snapshot
@@ -211,18 +182,6 @@ class GeneratorStats:
         return {prefix + k: float(out[k]) for k in SUMMARY_KEYS}
 
 
-def draw_pools(n_items: int, pool_size: int, n_queries: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(n_queries, pool_size)`` uniform random pools without replacement within a pool,
-    drawn as the trainer draws them (the whole set, in order, when ``pool_size == n_items``).
-    """
-    if not 1 <= pool_size <= n_items:
-        raise ValueError(f"pool_size must be in [1, {n_items}], got {pool_size}")
-    if pool_size == n_items:
-        return torch.arange(n_items).expand(n_queries, n_items).contiguous()
-    return torch.rand(n_queries, n_items, generator=generator).topk(pool_size, dim=1).indices
-
-
 @torch.no_grad()
 def direction_stats(trainer: "Trainer", queries: torch.Tensor, qm: str, xm: str,
                     pools: torch.Tensor, n_samples: int,
@@ -239,28 +198,25 @@ def direction_stats(trainer: "Trainer", queries: torch.Tensor, qm: str, xm: str,
     """
     cfg, dev = trainer.cfg, trainer.device
     q, pool = queries.to(dev), pools.to(dev)
-    member = pool_membership(pool, trainer.neighbors[q])  # x in N(q)
-    excluded = exclusion_mask(member)
+    member = sampling.membership(pool, trainer.neighbors[q])  # x in N(q)
+    excluded = sampling.exclusion_mask(pool, trainer.neighbors[q])
     lab = trainer.data.labels[trainer.fit_idx]
     q_np, pool_np = q.cpu().numpy(), pool.cpu().numpy()
     rel = label_relevance(lab[q_np], lab[pool_np]).to(dev)  # shares a label with q
 
     # every item of the pools' modality is encoded once, pools are gathered from it
-    h_q = _codes(trainer.G, trainer.F[qm], qm)[q]  # h_theta(q), (B, l)
-    h_x = _codes(trainer.G, trainer.F[xm], xm)  # h_theta(x) of every item, (n_fit, l)
+    h_g = trainer.relaxed_codes(trainer.G)  # h_theta of every training item
+    h_q, h_x = h_g[qm][q], h_g[xm]  # (B, l), (n_fit, l)
     d = pairwise_sq_dist(h_q, h_x).gather(1, pool)  # d_theta(q, x) over the pools, (B, P)
     log_p_all = generator_log_probs(d, cfg.temperature)  # no exclusion
     log_p = generator_log_probs(d, cfg.temperature, excluded)  # the sampling policy
 
-    cols_g = sample_columns(log_p, n_samples, generator)
-    log_u = torch.log((~excluded).double() / (~excluded).sum(1, keepdim=True).double())
-    cols_u = sample_columns(log_u, n_samples, generator)
-    k = trainer.neighbors.shape[1]
-    pos_cols = torch.randint(k, (len(q), n_samples), generator=generator).to(dev)
-    x_M = trainer.neighbors[q].gather(1, pos_cols)  # random manifold pairs, (B, S)
+    cols_g = sampling.draw(log_p, n_samples, generator)
+    cols_u = sampling.uniform_draw(excluded, n_samples, generator)
+    x_M = sampling.positives(trainer.neighbors, q, n_samples, generator)  # (B, S)
 
-    hq_d = _codes(trainer.D, trainer.F[qm], qm)[q]  # h_phi(q)
-    hx_d = _codes(trainer.D, trainer.F[xm], xm)  # h_phi of every item, (n_fit, l)
+    h_d = trainer.relaxed_codes(trainer.D)  # h_phi of every training item
+    hq_d, hx_d = h_d[qm][q], h_d[xm]
 
     def d_phi(items: torch.Tensor) -> torch.Tensor:  # d_phi(q, x), (B, S)
         return sq_dist(hq_d, hx_d[items])
@@ -279,14 +235,6 @@ def direction_stats(trainer: "Trainer", queries: torch.Tensor, qm: str, xm: str,
         entropy_max=np_(torch.log(n_eligible)),
         f=np_(f_g), reward=np_(reward(f_g, cfg.reward)), f_uniform=np_(f_u),
         reward_uniform=np_(reward(f_u, cfg.reward)))
-
-
-def _codes(model: "CrossModalHashNet", x: torch.Tensor, modality: str, batch: int = 4096
-           ) -> torch.Tensor:
-    """Relaxed codes of every row of ``x``, in batches, without gradients."""
-    with torch.no_grad():
-        return torch.cat([model.encode(x[s:s + batch], modality)
-                          for s in range(0, len(x), batch)])
 
 
 def query_subset(n_items: int, n_queries: int | None, seed: int = 0) -> torch.Tensor:
@@ -315,8 +263,8 @@ def generator_policy_stats(trainer: "Trainer", n_queries: int | None = 512,
     gen = torch.Generator().manual_seed(seed)
     q = query_subset(n, n_queries, seed)
     out = GeneratorStats()
-    for key, qm, xm in DIRECTIONS:
-        pools = draw_pools(n, p, len(q), gen)
+    for key, (qm, xm) in DIRECTIONS.items():
+        pools = sampling.random_pools(n, p, len(q), gen)
         out.per_direction[key] = direction_stats(trainer, q, qm, xm, pools, s, gen)
     return out
 
@@ -338,14 +286,7 @@ def retrieval_map(model: "CrossModalHashNet", trainer: "Trainer", split: str = "
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     if len(q_idx) == 0:
         raise ValueError(f"the {split!r} split has no queries")
-    lab = trainer.data.labels
-    out = {}
-    for key, qm, xm in DIRECTIONS:
-        bq = encode(model, trainer.X[qm][torch.as_tensor(q_idx, device=trainer.device)], qm)
-        bx = encode(model, trainer.X[xm][torch.as_tensor(db_idx, device=trainer.device)], xm)
-        out[key] = mean_average_precision(bq, bx, lab[q_idx], lab[db_idx], k=topk)
-    out["mean"] = (out["i2t"] + out["t2i"]) / 2
-    return out
+    return selection_map(model, trainer.features, trainer.data.labels, q_idx, db_idx, topk)
 
 
 # ------------------------------------------------------------------------------ callback
@@ -479,9 +420,8 @@ def entropy_uniform(n: int) -> float:
     return math.log(n)
 
 
-__all__ = ["DIRECTIONS", "DirectionStats", "GeneratorStats", "GeneratorStatsLogger",
-           "SUMMARY_KEYS", "direction_stats", "draw_pools", "entropy_uniform",
-           "exclusion_mask", "generator_policy_stats", "label_relevance", "plot_map_g_vs_d",
+__all__ = ["DirectionStats", "GeneratorStats", "GeneratorStatsLogger",
+           "SUMMARY_KEYS", "direction_stats", "entropy_uniform",
+           "generator_policy_stats", "label_relevance", "plot_map_g_vs_d",
            "plot_policy_mass", "plot_reward_hist", "policy_entropy", "pool_mass",
-           "pool_membership", "query_subset", "retrieval_map", "sample_columns",
-           "uniform_mass"]
+           "query_subset", "retrieval_map", "uniform_mass"]

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-from .callbacks import Callback
-from .metrics import relevance
-from .retrieval import hamming_distance, pack_codes
-from .viz import COLORS, _axes
+from ..callbacks import Callback
+from ..metrics import relevance
+from ..retrieval import hamming_distance, pack_codes
+from ..viz import COLORS, axes_or_new
 
 #: Ten distinguishable colours for class labels (matplotlib's ``tab10``); the book's
 #: :data:`ugach_core.viz.COLORS` keep their meaning (modality, generator, graph).
@@ -276,11 +276,11 @@ def text_tags(txt: np.ndarray, names: Sequence[str] | None = None, top: int = 3,
 def wikipedia_pair_ids(folder: str | Path) -> tuple[list[str], list[str]]:
     """``(text_ids, image_ids)`` of the Wikipedia pairs, in the row order of
     :func:`ugach_core.data.wikipedia.load_wikipedia` (training list, then test list)."""
-    from .data.wikipedia import _read_list
+    from ..data.wikipedia import read_list
 
     folder = Path(folder)
-    t_tr, i_tr, _ = _read_list(folder / "trainset_txt_img_cat.list")
-    t_te, i_te, _ = _read_list(folder / "testset_txt_img_cat.list")
+    t_tr, i_tr, _ = read_list(folder / "trainset_txt_img_cat.list")
+    t_te, i_te, _ = read_list(folder / "testset_txt_img_cat.list")
     return t_tr + t_te, i_tr + i_te
 
 
@@ -397,7 +397,7 @@ def plot_distance_histograms(hist: dict[str, np.ndarray], ax: Axes | None = None
     as two step histograms (``COLORS["manifold"]`` relevant, ``COLORS["baseline"]``
     irrelevant); ``density=True`` scales each to sum 1 (their sizes differ a lot).
     The legend (``legend=True``) gives the number of pairs of each kind."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     r = np.asarray(hist["radius"])
     for key, color, name in (("irrelevant", COLORS["baseline"], "irrelevant pairs"),
                              ("relevant", COLORS["manifold"], "relevant pairs")):
@@ -420,7 +420,7 @@ def plot_bit_balance(balance: np.ndarray, ax: Axes | None = None, color: str | N
                      title: str | None = None) -> Axes:
     """One bar per bit: the fraction :math:`\\beta_k` of +1 (from :func:`bit_balance`),
     with the ideal 0.5 as a dotted line."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     p = np.asarray(balance, dtype=np.float64)
     ax.bar(np.arange(1, len(p) + 1), p, width=0.8, color=color or COLORS["img"])
     ax.axhline(0.5, color=COLORS["baseline"], linestyle=":", linewidth=1.2)
@@ -439,7 +439,7 @@ def plot_bit_correlation(corr: np.ndarray, ax: Axes | None = None, title: str | 
     ``fig.colorbar``."""
     import matplotlib as mpl
 
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     c = np.asarray(corr, dtype=np.float64)
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad=COLORS["baseline"])
     im = ax.imshow(np.ma.masked_invalid(c), cmap=cmap, vmin=-1, vmax=1,
@@ -459,7 +459,7 @@ def plot_umap(xy_img: np.ndarray, xy_txt: np.ndarray, labels_img: np.ndarray,
     """Scatter of a 2-D map from :func:`umap_embedding`: colour = label (first label of a
     multi-label item, :data:`LABEL_COLORS`), marker = modality (circle image, triangle
     text; :data:`MODALITY_MARKERS`).  ``labels_* (n, c)`` multi-hot or ``(n,)`` class ids."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
 
     def ids(lab: np.ndarray) -> np.ndarray:
         lab = np.asarray(lab)

@@ -28,10 +28,11 @@ from typing import Any, Callable, Mapping, TypeVar
 import numpy as np
 import torch
 
-from .utils import atomic_write
+from ..checkpoint import data_fingerprint
+from ..utils import atomic_write
 
 T = TypeVar("T")
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # the whole ugach_core package
 
 
 def cache_dir() -> Path | None:
@@ -49,18 +50,6 @@ def source_fingerprint() -> str:
     for f in sorted(_PACKAGE.rglob("*.py")):
         h.update(str(f.relative_to(_PACKAGE)).encode())
         h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def data_fingerprint(data: Any) -> str:
-    """SHA-256 (first 16 hex digits) of a data set's name, features and labels; for a
-    :class:`~ugach_core.data.CrossModalDataset` or anything with ``img``, ``txt``,
-    ``labels`` arrays."""
-    h = hashlib.sha256(str(getattr(data, "name", "")).encode())
-    for name in ("img", "txt", "labels"):
-        a = np.ascontiguousarray(getattr(data, name))
-        h.update(f"{name}{a.shape}{a.dtype}".encode())
-        h.update(a.tobytes())
     return h.hexdigest()[:16]
 
 
@@ -90,7 +79,7 @@ def cached(name: str, key: Mapping[str, Any], compute: Callable[[], T],
         try:
             stored = torch.load(path, map_location="cpu", weights_only=False)
             if not isinstance(stored, dict) or "key" not in stored or "value" not in stored:
-                raise ValueError("not a cache file of ugach_core.cache")
+                raise ValueError("not a cache file of ugach_core.book.cache")
         except Exception as e:  # unreadable: say so, recompute, replace it below
             print(f"[ugach] cache file {path} is unreadable ({type(e).__name__}: "
                   f"{str(e)[:120]}); computing again", file=sys.stderr)

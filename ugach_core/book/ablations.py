@@ -30,11 +30,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .baselines import fit_cca_itq
-from .config import UGACHConfig
-from .data import CrossModalDataset
-from .evaluation import mean_std, retrieval_scores
-from .train import Trainer
+from ..baselines import fit_cca_itq
+from ..config import UGACHConfig
+from ..data import CrossModalDataset
+from ..evaluation import mean_std, retrieval_scores
+from ..train import Trainer
 
 METRICS = ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")
 # fields that act only after pretraining: variants differing only here share a pretrained D
@@ -90,20 +90,6 @@ def pretrain_key(cfg: UGACHConfig) -> UGACHConfig:
     return cfg.replace(**defaults)
 
 
-def _snapshot(trainer: Trainer) -> dict[str, Any]:
-    return {"D": copy.deepcopy(trainer.D.state_dict()),
-            "opt_pre": copy.deepcopy(trainer.opt_pre.state_dict()),
-            "rng": trainer.gen.get_state().clone(),
-            "history": copy.deepcopy(trainer.history)}
-
-
-def _restore(trainer: Trainer, snap: dict[str, Any]) -> None:
-    trainer.D.load_state_dict(snap["D"])
-    trainer.opt_pre.load_state_dict(snap["opt_pre"])
-    trainer.gen.set_state(snap["rng"])
-    trainer.history.extend(copy.deepcopy(snap["history"]))
-
-
 def train_variant(cfg: UGACHConfig, data: CrossModalDataset, seed: int,
                   cache: dict[Any, tuple[dict[str, Any], float]] | None = None
                   ) -> tuple[Trainer, float]:
@@ -117,21 +103,13 @@ def train_variant(cfg: UGACHConfig, data: CrossModalDataset, seed: int,
     trainer = Trainer(cfg, data, seed=seed, progress=False)
     extra = 0.0
     if cache is not None and key in cache:
-        snap, extra = cache[key]
-        trainer.pretrain = lambda: _restore(trainer, snap)  # type: ignore[method-assign]
-        trainer.fit()
+        state, extra = cache[key]
+        trainer.load_pretrained(state)
     elif cache is not None:
-        real_pretrain = trainer.pretrain
-
-        def pretrain_and_store() -> None:
-            tp = time.perf_counter()
-            real_pretrain()
-            cache[key] = (_snapshot(trainer), time.perf_counter() - tp)
-
-        trainer.pretrain = pretrain_and_store  # type: ignore[method-assign]
-        trainer.fit()
-    else:
-        trainer.fit()
+        tp = time.perf_counter()
+        trainer.pretrain()
+        cache[key] = (trainer.pretrained_state(), time.perf_counter() - tp)
+    trainer.fit()
     return trainer, time.perf_counter() - t0 + extra
 
 
@@ -289,7 +267,7 @@ def plot_ablation(summary: Sequence[dict[str, Any]], ax: Any = None,
     for the whole figure)."""
     import matplotlib.pyplot as plt
 
-    from .viz import COLORS
+    from ..viz import COLORS
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8.0, 0.38 * len(summary) + 1.2))

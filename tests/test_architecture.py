@@ -1,0 +1,118 @@
+"""The package's shape (chapter-independent): no import cycle between modules, no module
+importing a private name of another, the method's modules small, ``ugach_core`` never
+importing the chapter helpers, and chapter code that fits the rendered page."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "ugach_core"
+BOOK = PKG.parent / "book"
+# the method: what a reader of the paper needs (everything but data/, book/, cli, viz)
+NOT_METHOD = {"cli", "viz", "__main__", "__init__"}
+METHOD_LINES = 2000
+CODE_WIDTH = 88
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) of every import outside ``if TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", "") == "TYPE_CHECKING"
+                   for n in ast.walk(node)}
+    pkg = _module(path).split(".")
+    if path.name != "__init__.py":
+        pkg = pkg[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = pkg[:len(pkg) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names = [a.name for a in node.names]
+            if not node.module:  # from . import x: x is a module
+                out += [(f"{mod}.{n}", []) for n in names]
+            else:
+                out.append((mod, names))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+    return out
+
+
+FILES = sorted(PKG.rglob("*.py"))
+MODULES = {_module(p): p for p in FILES}
+
+
+def _resolve(mod: str) -> str | None:
+    while mod and mod not in MODULES:
+        mod = mod.rpartition(".")[0]
+    return mod or None
+
+
+def test_no_module_imports_a_private_name_of_another():
+    bad = [f"{_module(p)} imports {n} from {m}" for p in FILES for m, names in _imports(p)
+           if m.startswith("ugach_core") for n in names if n.startswith("_")
+           and not n.startswith("__")]
+    assert not bad, bad
+
+
+def test_no_import_cycle():
+    graph = {m: {r for imp, _ in _imports(p) if imp.startswith("ugach_core")
+                 for r in [_resolve(imp)] if r and r != m and not m.startswith(r + ".")
+                 and r != "ugach_core"}
+             for m, p in MODULES.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for r in sorted(graph[m]):
+            if state.get(r) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [m, r]))
+            if r not in state:
+                visit(r, stack + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+def test_core_never_imports_the_chapter_helpers():
+    bad = [f"{m} imports {imp}" for m, p in MODULES.items() if not m.startswith("ugach_core.book")
+           and m != "ugach_core.cli" for imp, _ in _imports(p)
+           if (_resolve(imp) or "").startswith("ugach_core.book")]
+    assert not bad, bad
+
+
+def test_method_modules_are_small():
+    sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()
+             if m.count(".") == 1 and m.split(".")[1] not in NOT_METHOD
+             and not m.startswith(("ugach_core.data", "ugach_core.book"))}
+    assert sum(sizes.values()) <= METHOD_LINES, sorted(sizes.items(), key=lambda kv: -kv[1])
+
+
+def test_fit_fits_on_one_screen():
+    tree = ast.parse((PKG / "train.py").read_text(encoding="utf-8"))
+    fit = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "fit")
+    assert fit.end_lineno - fit.lineno + 1 <= 50
+
+
+@pytest.mark.parametrize("nb", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_chapter_code_fits_the_page(nb: Path):
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    long = [(i, line) for i, c in enumerate(cells) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines() if len(line) > CODE_WIDTH]
+    assert not long, f"{len(long)} code lines over {CODE_WIDTH} characters: {long[:3]}"

@@ -1,0 +1,82 @@
+"""Every random draw of UGACH, as pure functions of a passed ``torch.Generator``.
+
+The trainer, the generator statistics and the chapters call these functions, so a rule
+(which pool, which items are excluded, how positives and negatives are drawn) is written
+once.  Draws happen on the CPU generator and are moved to the device of the indices they
+gather from, so a run is reproducible for a given seed whatever the device.
+
+Derived in chapters 3 (positives), 4 (pools, exclusion, draws from :math:`p_\\theta`) and
+10 (uniform negatives) of the book.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def batches(n: int, size: int, gen: torch.Generator,
+            device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """A random permutation of ``range(n)`` cut into batches of ``size``."""
+    perm = torch.randperm(n, generator=gen).to(device)
+    return [perm[s:s + size] for s in range(0, n, size)]
+
+
+def random_pools(n: int, size: int, b: int, gen: torch.Generator,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(b, size)`` candidate pools :math:`P_q`: uniform subsets of ``range(n)`` without
+    replacement within a pool (every item, in order, when ``size == n``).  Chapter 4."""
+    if not 1 <= size <= n:
+        raise ValueError(f"pool size must be in [1, {n}], got {size}")
+    if size == n:
+        return torch.arange(n, device=device).expand(b, n).contiguous()
+    return torch.rand(b, n, generator=gen).topk(size, dim=1).indices.to(device)
+
+
+def membership(pool: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
+    """:math:`\\mathbb{1}[x_{bj} \\in A_b]` for ``pool (B, P)`` and ``sets (B, k)`` item
+    indices (a set may list an item twice); returns ``(B, P)`` bool."""
+    if pool.ndim != 2 or sets.ndim != 2 or pool.shape[0] != sets.shape[0]:
+        raise ValueError(f"expected pool (B, P) and sets (B, k) with the same B, got "
+                         f"{tuple(pool.shape)} and {tuple(sets.shape)}")
+    return (pool[:, :, None] == sets[:, None, :]).any(-1)
+
+
+def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor) -> torch.Tensor:
+    """True where a pool item is a manifold pair of its query, :math:`x \\in N(q)`: the
+    authors reject such draws, so the eligible set is :math:`E_q = P_q \\setminus N(q)`.
+    A row made only of manifold pairs is left whole (all False).  Chapter 4."""
+    member = membership(pool, neighbors_q)
+    return member & ~member.all(1, keepdim=True)
+
+
+def positives(neighbors: torch.Tensor, q: torch.Tensor, s: int,
+              gen: torch.Generator) -> torch.Tensor:
+    """``(b, s)`` manifold pairs :math:`x^M \\sim p_\\text{true}(x|q)`: uniform over the
+    columns of the neighbour list ``neighbors[q] (b, k)``, with replacement.  Chapter 3."""
+    cols = torch.randint(neighbors.shape[1], (len(q), s), generator=gen).to(neighbors.device)
+    return neighbors[q].gather(1, cols)
+
+
+def draw(log_p: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
+    """``(B, s)`` columns drawn with replacement from each row of ``exp(log_p) (B, P)``:
+    :math:`x \\sim p_\\theta(x|q)` over a pool.  Chapter 4."""
+    return torch.multinomial(log_p.exp().cpu(), s, replacement=True,
+                             generator=gen).to(log_p.device)
+
+
+def uniform_draw(excluded: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
+    """``(B, s)`` columns uniform over the eligible pool items,
+    :math:`x \\sim \\mathcal{U}(P_q \\setminus N(q))` (``excluded (B, P)`` bool, from
+    :func:`exclusion_mask`).  The "no GAN" negatives of chapter 10."""
+    weights = (~excluded).float().cpu()
+    return torch.multinomial(weights, s, replacement=True, generator=gen).to(excluded.device)
+
+
+def other_items(q: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """One uniformly random item other than each query, :math:`x^- \\ne q`: the negatives
+    of pretraining (chapter 5)."""
+    return (q + torch.randint(n - 1, (len(q),), generator=gen).to(q.device) + 1) % n
+
+
+__all__ = ["batches", "draw", "exclusion_mask", "membership", "other_items", "positives",
+           "random_pools", "uniform_draw"]
