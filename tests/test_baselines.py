@@ -202,29 +202,30 @@ def test_selection_scores_validation_against_fitted_pairs(overfit_data, monkeypa
     fit, val = d.split_validation(0.1, 0)
     assert len(val) == 20 and len(fit) == 180
     fitted_rows, scored = [], []
-    real_fit, real_map = bl.fit_cca_itq, bl.mean_average_precision
+    real_fit, real_map = bl.fit_cca_itq, bl.two_way_map
 
     def spy_fit(img, txt, bits, **kw):
         fitted_rows.append(len(img))
         return real_fit(img, txt, bits, **kw)
 
-    def spy_map(bq, bx, lq, lx):
-        scored.append((len(bq), len(bx)))
-        return real_map(bq, bx, lq, lx)
+    def spy_map(codes, labels, q_idx, db_idx, topk=None):
+        scored.append((sorted(q_idx), sorted(db_idx)))
+        return real_map(codes, labels, q_idx, db_idx, topk)
 
     monkeypatch.setattr(bl, "fit_cca_itq", spy_fit)
-    monkeypatch.setattr(bl, "mean_average_precision", spy_map)
+    monkeypatch.setattr(bl, "two_way_map", spy_map)
     grid = (0.0, 0.5, 0.9)
     select_cca_itq(d, 8, grid=grid, n_iter=5)
     assert fitted_rows == [180, 180, 180, len(d.train_idx)]
-    assert scored == [(20, 180)] * (2 * len(grid))
+    assert scored == [(sorted(val), sorted(fit))] * len(grid)
 
 
 def test_selection_picks_the_best_validation_score(overfit_data, monkeypatch):
     """The chosen value is the argmax of val_map (a rigged score moves the choice)."""
     d = overfit_data
     rigged = {0.0: 0.2, 0.1: 0.9, 0.5: 0.4}
-    monkeypatch.setattr(bl, "_two_way_map", lambda m, *a: rigged[m.reg])
+    calls = iter(rigged.values())  # one validation score per grid value, in grid order
+    monkeypatch.setattr(bl, "two_way_map", lambda *a, **k: {"mean": next(calls)})
     model, info = select_cca_itq(d, 8, grid=tuple(rigged), n_iter=2)
     assert info == {"chosen": 0.1, "val_map": rigged} and model.reg == 0.1
 

@@ -1,55 +1,33 @@
 """CCA-ITQ: the classical unsupervised cross-modal hashing baseline, in the same harness.
 
-1. **Regularised CCA** on the training pairs.  Each view is centred and scaled to unit
-   variance per feature (:math:`\\mu, \\sigma` from the training pairs; constant features
-   keep :math:`\\sigma = 1`), giving :math:`X (n, d_I)`, :math:`Y (n, d_T)` and
+1. **Regularised CCA** on the training pairs, each feature standardised on them:
+   :math:`X (n, d_I)`, :math:`Y (n, d_T)`, :math:`C_{xy} = X^\\top Y / (n-1)` (likewise
+   :math:`C_{xx}, C_{yy}`).  Each covariance is shrunk towards the identity,
+   :math:`C^\\gamma = (1 - \\gamma) C + \\gamma I` (a ridge), and
 
-   .. math:: C_{xx} = \\tfrac{1}{n-1} X^\\top X, \\quad C_{yy} = \\tfrac{1}{n-1} Y^\\top Y,
-             \\quad C_{xy} = \\tfrac{1}{n-1} X^\\top Y .
+   .. math:: (C^\\gamma_{xx})^{-1/2}\\, C_{xy}\\, (C^\\gamma_{yy})^{-1/2}
+             = A\\, \\operatorname{diag}(\\rho)\\, B^\\top,
+             \\quad W_I = (C^\\gamma_{xx})^{-1/2} A_{:, :c},
+             \\quad W_T = (C^\\gamma_{yy})^{-1/2} B_{:, :c},
 
-   With the shrinkage :math:`\\gamma \\in [0, 1]` (``reg``) each covariance is shrunk
-   towards the identity, :math:`C^\\gamma = (1 - \\gamma)\\, C + \\gamma I` (a ridge
-   :math:`C + r I` with :math:`r = \\gamma / (1 - \\gamma)`, rescaled; after the feature
-   scaling :math:`I` is the average feature variance), each view is whitened by
-   :math:`(C^\\gamma)^{-1/2}` and the whitened cross-covariance is decomposed,
-
-   .. math:: T = (C^\\gamma_{xx})^{-1/2}\\, C_{xy}\\, (C^\\gamma_{yy})^{-1/2}
-               = A\\, \\operatorname{diag}(\\rho)\\, B^\\top ,
-
-   so the canonical directions are :math:`W_I = (C^\\gamma_{xx})^{-1/2} A_{:, :c}`,
-   :math:`W_T = (C^\\gamma_{yy})^{-1/2} B_{:, :c}` with :math:`c = \\min(l, k_I, k_T)`
-   (:math:`k` = rank of a view's training data, at most :math:`\\min(n-1, d)`).  They
-   maximise :math:`w_I^\\top C_{xy} w_T` subject to :math:`w^\\top C^\\gamma w = 1` per
-   view: :math:`\\gamma = 0` is classical CCA (which overfits when :math:`n` is not much
-   larger than :math:`d`: every direction of the training data becomes "perfectly
-   correlated"), :math:`\\gamma = 1` is PLS (the SVD of :math:`C_{xy}` alone).  The inverse
-   square roots are computed in the row space of the training data (thin SVD
-   :math:`X = U S V^\\top`, :math:`(C^\\gamma)^{-1/2} = V \\operatorname{diag}(((1-\\gamma)
-   s^2/(n-1) + \\gamma)^{-1/2}) V^\\top` there; :math:`W` lies in that space, so the rest
-   is never needed); directions with :math:`s^2 \\le 10^{-10} s_{\\max}^2` count as
-   rank-deficient and are dropped.
-
-   **Embedding.**  Each column of :math:`W_I` (and of :math:`W_T`) is rescaled so that the
-   training projections have standard deviation :math:`\\rho_j`:
-   :math:`z_I = X W_I D_I \\operatorname{diag}(\\rho)`, :math:`D_I` = inverse training
-   standard deviations of :math:`X W_I` (likewise for text).  A unit-variance canonical
-   variate times its correlation :math:`\\rho_j` is (for :math:`\\gamma = 0` exactly) the
-   least-squares prediction of the other view's variate, so weakly correlated directions
-   (noise in the shared space) get little weight and both modalities live on one scale
-   (the eigenvalue weighting of Gong, Ke, Isard & Lazebnik, IJCV 2014, with power 1).
+   :math:`c = \\min(l, \\operatorname{rank})`: :math:`\\gamma = 0` is classical CCA (it
+   overfits when :math:`n` is not much larger than :math:`d`), :math:`\\gamma = 1` PLS.
+   The inverse square roots live in the row space of the training data (thin SVD;
+   directions with :math:`s^2 \\le 10^{-10} s_{\\max}^2` are dropped).  Each canonical
+   variate is scaled to standard deviation :math:`\\rho_j` (the eigenvalue weighting of
+   Gong et al., IJCV 2014), so weakly correlated directions weigh little.
 2. When the code is longer than the CCA space (:math:`l > c`, e.g. Wikipedia's 10-d text),
-   both embeddings :math:`z` are lifted to :math:`l` dimensions by one fixed random
-   Gaussian matrix (an LSH-style expansion); this choice is ours and documented here.
-3. ITQ (Gong & Lazebnik, 2011) learns an orthogonal rotation :math:`R` minimising
-   :math:`\\lVert B - V R \\rVert_F^2` over the stacked image and text embeddings :math:`V`
-   (centred), alternating :math:`B = \\operatorname{sgn}(V R)` and the Procrustes solution
-   :math:`R = U W^\\top` from :math:`\\operatorname{svd}(V^\\top B) = U \\Sigma W^\\top`.
-4. Codes :math:`b = \\mathbb{1}[V R > 0]`; each modality is encoded separately.
+   the embeddings are lifted to :math:`l` dimensions by one fixed random Gaussian matrix
+   (an LSH-style expansion; our choice).
+3. ITQ (Gong & Lazebnik, 2011): the rotation :math:`R` minimising
+   :math:`\\lVert B - V R \\rVert_F^2` over the stacked, centred embeddings :math:`V`,
+   alternating :math:`B = \\operatorname{sgn}(V R)` and :math:`R = U W^\\top` from
+   :math:`\\operatorname{svd}(V^\\top B) = U \\Sigma W^\\top`.  Codes
+   :math:`b = \\mathbb{1}[V R > 0]`, each modality encoded separately.
 
-The shrinkage :math:`\\gamma` is a hyper-parameter: :func:`select_cca_itq` chooses it from
-:data:`REG_GRID` on a validation split carved from the *training* pairs (never the test
-queries), scored by validation MAP@all, then refits on all training pairs;
-:func:`cca_itq_scores` is that whole baseline run, turned into the test-protocol numbers.
+:func:`select_cca_itq` chooses :math:`\\gamma` from :data:`REG_GRID` on validation pairs
+carved from the training pairs (never the test queries); :func:`cca_itq_scores` is the
+whole baseline run.  Chapters 1 and 10.
 """
 
 from __future__ import annotations
@@ -60,8 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import CrossModalDataset
-from .evaluation import retrieval_scores
-from .metrics import mean_average_precision
+from .evaluation import retrieval_scores, two_way_map
 from .utils import check_features
 
 #: Shrinkage values :func:`select_cca_itq` tries (0 = unregularised CCA, 1 would be PLS).
@@ -96,14 +73,9 @@ def _whitener(x: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, np.nda
 
 @dataclass
 class CCAITQ:
-    """Fitted CCA-ITQ hasher: ``encode(x, "img"|"txt") -> (n, l)`` bool codes.
-
-    ``w_img (d_I, c)``, ``w_txt (d_T, c)`` map standardised features
-    (``(x - mean_*) / scale_*``) to the embedding ``z`` (the ``c`` regularised canonical
-    directions, each scaled to training standard deviation ``corr``); ``corr (c,)`` are
-    the training canonical correlations :math:`\\rho`, ``reg`` the shrinkage
-    :math:`\\gamma`.
-    """
+    """Fitted CCA-ITQ hasher: ``encode(x, "img"|"txt") -> (n, l)`` bool codes;
+    ``w_*`` map standardised features to the embedding, ``corr`` are the canonical
+    correlations :math:`\\rho`, ``reg`` the shrinkage :math:`\\gamma`."""
 
     bits: int
     reg: float
@@ -138,14 +110,9 @@ class CCAITQ:
 
 def fit_cca_itq(img: np.ndarray, txt: np.ndarray, bits: int, seed: int = 0,
                 n_iter: int = 50, reg: float = 0.0) -> CCAITQ:
-    """Fit CCA-ITQ on paired training features ``img (n, d_I)``, ``txt (n, d_T)``.
-
-    ``reg`` is the covariance shrinkage :math:`\\gamma \\in [0, 1]` of the module docstring
-    (0 = unregularised CCA, the default; 1 = PLS); :func:`select_cca_itq` chooses it on
-    validation pairs.  ``seed`` drives the lift and the ITQ start; ``n_iter`` ITQ
-    iterations.  Raises ``ValueError`` on NaN/inf, non-2-D or
-    unpaired inputs, ``bits < 1`` or ``reg`` outside ``[0, 1]``.
-    """
+    """Fit CCA-ITQ on paired training features ``img (n, d_I)``, ``txt (n, d_T)`` with
+    shrinkage ``reg`` :math:`= \\gamma \\in [0, 1]`; ``seed`` drives the lift and the ITQ
+    start.  ``ValueError`` on NaN/inf, unpaired rows, ``bits < 1``, ``reg`` out of range."""
     img = check_features(img, "CCA-ITQ image features").astype(np.float64)
     txt = check_features(txt, "CCA-ITQ text features").astype(np.float64)
     if img.shape[0] != txt.shape[0]:
@@ -178,29 +145,15 @@ def fit_cca_itq(img: np.ndarray, txt: np.ndarray, bits: int, seed: int = 0,
     return model
 
 
-def _two_way_map(model: CCAITQ, img_q, txt_q, lab_q, img_x, txt_x, lab_x) -> float:
-    """Mean of image->text and text->image MAP@all."""
-    i2t = mean_average_precision(model.encode(img_q, "img"), model.encode(txt_x, "txt"),
-                                 lab_q, lab_x)
-    t2i = mean_average_precision(model.encode(txt_q, "txt"), model.encode(img_x, "img"),
-                                 lab_q, lab_x)
-    return 0.5 * (i2t + t2i)
-
-
 def select_cca_itq(data: CrossModalDataset, bits: int, seed: int = 0, grid: tuple[float, ...] = REG_GRID,
                    val_fraction: float = 0.1, n_iter: int = 50) -> tuple[CCAITQ, dict]:
-    """Choose the shrinkage ``reg`` on validation pairs, then refit on all training pairs.
+    """Choose the shrinkage on validation pairs, then refit on all training pairs.
 
-    ``data.split_validation(val_fraction, seed)`` splits ``data.train_idx`` into fitted and
-    validation pairs (data indices; the protocol's own ``val_idx`` when it has one).  Each
-    ``reg`` in ``grid`` is fitted on the fitted pairs and scored by validation MAP@all,
-    the mean of image->text and text->image with the validation pairs as queries and the
-    fitted pairs as database.  The best (ties: the first in ``grid``) is refitted on all of
-    ``data.train_idx``.  Test queries and labels are never touched.  ``seed`` drives the
-    validation split, the lift and the ITQ start.
-
-    Returns ``(model, {"chosen": reg, "val_map": {reg: score}})``.
-    """
+    Each ``reg`` of ``grid`` is fitted on the pairs of ``data.split_validation`` and scored
+    by validation MAP@all (mean of both directions; queries: the validation pairs,
+    database: the fitted ones); the best (ties: the first) is refitted on all of
+    ``data.train_idx``.  Test data is never touched.  Returns ``(model, {"chosen": reg,
+    "val_map": {reg: score}})``."""
     grid = tuple(float(g) for g in grid)
     if not grid:
         raise ValueError("grid of shrinkage values is empty")
@@ -212,7 +165,8 @@ def select_cca_itq(data: CrossModalDataset, bits: int, seed: int = 0, grid: tupl
     scores: dict[float, float] = {}
     for reg in grid:
         m = fit_cca_itq(img[fit], txt[fit], bits, seed=seed, n_iter=n_iter, reg=reg)
-        scores[reg] = _two_way_map(m, img[val], txt[val], lab[val], img[fit], txt[fit], lab[fit])
+        codes = {"img": m.encode(img, "img"), "txt": m.encode(txt, "txt")}
+        scores[reg] = two_way_map(codes, lab, val, fit)["mean"]
     chosen = max(grid, key=lambda g: scores[g])  # max keeps the first of equal scores
     tr = data.train_idx
     model = fit_cca_itq(img[tr], txt[tr], bits, seed=seed, n_iter=n_iter, reg=chosen)
@@ -220,15 +174,9 @@ def select_cca_itq(data: CrossModalDataset, bits: int, seed: int = 0, grid: tupl
 
 
 def cca_itq_scores(data: CrossModalDataset, bits: int, seed: int = 0) -> dict:
-    """The CCA-ITQ baseline row: select the shrinkage on validation pairs, refit, evaluate.
-
-    Runs :func:`select_cca_itq` (default grid :data:`REG_GRID`, 10% validation split),
-    encodes every item of both modalities and returns
-    :func:`~ugach_core.evaluation.retrieval_scores` (``map_i2t``, ``map_t2i``, ``map50_*``
-    on the test protocol) plus ``train_seconds`` (wall time of the whole selection and the
-    final refit), ``cca_reg`` (the chosen shrinkage) and ``val_map`` (its validation MAP@all,
-    mean of both directions).
-    """
+    """The CCA-ITQ baseline row: :func:`select_cca_itq`, then
+    :func:`~ugach_core.evaluation.retrieval_scores` on the test protocol, plus
+    ``train_seconds`` (selection and refit), ``cca_reg`` and its ``val_map``."""
     t0 = time.perf_counter()
     model, info = select_cca_itq(data, bits, seed=seed)
     secs = time.perf_counter() - t0

@@ -1,19 +1,9 @@
 """One frozen configuration dataclass and its named presets.
 
 Every run prints its config first (``print(cfg)``), so a result can always be traced
-back to the exact settings.  Presets:
-
-==============  ==========================================================================
-``paper``       What the authors' released code does (hidden 8192, margin ``l/8``, SGD with
-                batch 1 for D, reward ``sigmoid(f)``, G softmax over the 2 sampled items).
-``paper_text``  The formulas printed in the paper instead: margin ``m = 1``, the ``log D``
-                form of the value function, G softmax over the whole candidate pool.
-``fast``        Batched, vectorised training (Adam, large batches, all queries of a round
-                at once).  Same model and objective family, a small fraction of the time.
-``smoke``       Seconds on a CPU; for tests and the notebooks' ``UGACH_SMOKE=1`` switch.
-==============  ==========================================================================
-
-Derived in chapter 7 ("Presets: paper, paper_text, fast") of the book.
+back to the exact settings.  Presets: :func:`paper` (the authors' released code),
+:func:`paper_text` (the formulas printed in the paper), :func:`fast` (batched, a fraction
+of the time), :func:`smoke` (seconds, for tests and ``UGACH_SMOKE=1``).  Derived in chapter 7 ("Presets: paper, paper_text, fast") of the book.
 """
 
 from __future__ import annotations
@@ -21,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import functools
 import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,6 +81,15 @@ class UGACHConfig:
     # "generator": D's negatives are G's picks (UGACH); "random": uniformly random
     # non-neighbours from the pool and no G step (the "no GAN" ablation, chapter 10)
     negatives: Literal["generator", "random"] = "generator"
+    # manifold pairs x^M: uniform over the neighbour list's columns ("columns"), or each
+    # listed item once and the n_samples of a query distinct ("distinct", authors' code)
+    positives: Literal["columns", "distinct"] = "columns"
+    # exclude manifold pairs from G's pool in G steps too (True), or only from D's
+    # negatives (False, authors' code: G can be rewarded for finding a manifold pair)
+    g_pool_mask: bool = True
+    # pretraining negatives: a fresh random item per query and epoch ("fresh"), or one per
+    # query drawn once for all epochs ("fixed", authors' code)
+    pretrain_negatives: Literal["fresh", "fixed"] = "fresh"
     # --- model selection -------------------------------------------------------------
     val_fraction: float = 0.1  # held-out training pairs used to pick the best D
     eval_every: int = 1  # rounds between validations
@@ -111,21 +112,13 @@ class UGACHConfig:
             if not ok:
                 raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, "
                                  f"got {value!r}")
-        for name in ("reward", "d_loss", "g_softmax", "optimizer", "graph_metric", "feature_norm",
-                     "negatives"):
-            allowed = {
-                "reward": ("sigmoid", "log"),
-                "d_loss": ("hinge", "log"),
-                "g_softmax": ("sampled", "pool"),
-                "optimizer": ("sgd", "adam"),
-                "graph_metric": ("euclidean", "cosine"),
-                "feature_norm": ("none", "zscore"),
-                "negatives": ("generator", "random"),
-            }[name]
+        for name, allowed in _choices().items():  # the Literal[...] fields
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (_is_real(self.pool_fraction) and 0 < self.pool_fraction <= 1):
             raise ValueError(f"pool_fraction must be in (0, 1], got {self.pool_fraction}")
+        if not isinstance(self.g_pool_mask, bool):
+            raise ValueError(f"g_pool_mask must be True or False, got {self.g_pool_mask!r}")
         if not (_is_real(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1) (0: no validation split), got "
                              f"{self.val_fraction}")
@@ -150,8 +143,17 @@ class UGACHConfig:
         return f"UGACHConfig({items})"
 
 
+@functools.cache
+def _choices() -> dict[str, tuple[Any, ...]]:
+    """The allowed values of every ``Literal[...]`` field of :class:`UGACHConfig`."""
+    hints = typing.get_type_hints(UGACHConfig)
+    return {k: typing.get_args(h) for k, h in hints.items() if typing.get_origin(h) is Literal}
+
+
 def paper(bits: int = 32) -> UGACHConfig:
-    """The authors' released code: margin ``l/8``, SGD, D batch 1, reward ``sigmoid(f)``.
+    """The authors' released code: margin ``l/8``, SGD, D batch 1, reward ``sigmoid(f)``,
+    distinct positives from the de-duplicated neighbour list, G's pool not masked in G steps
+    (only D's negatives avoid manifold pairs), one fixed negative per query in pretraining.
 
     The authors pretrain D in a separate script and keep its best checkpoint; the number of
     pretraining epochs (20 here) is our choice, the best epoch is picked on validation."""
@@ -160,7 +162,7 @@ def paper(bits: int = 32) -> UGACHConfig:
         d_loss="hinge", g_softmax="sampled", optimizer="sgd", weight_decay=0.01,
         pretrain_epochs=20, pretrain_lr=0.01, pretrain_batch=20, rounds=30, d_epochs=1,
         g_epochs=2, d_lr=1e-3, g_lr=1e-2, d_batch=1, g_batch=1, pool_fraction=1 / 50,
-        n_samples=2,
+        n_samples=2, positives="distinct", g_pool_mask=False, pretrain_negatives="fixed",
     )
 
 

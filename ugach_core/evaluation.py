@@ -1,4 +1,4 @@
-"""One function that turns codes into the numbers every table reports."""
+"""The functions that turn codes into the numbers every table reports (chapter 1)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import numpy as np
 
 from .data import CrossModalDataset
 from .metrics import mean_average_precision
+
+
+def two_way_map(codes: dict[str, np.ndarray], labels: np.ndarray, q_idx: np.ndarray,
+                db_idx: np.ndarray, topk: int | None = None) -> dict[str, float]:
+    """MAP (@all, or @``topk``) of image->text and text->image retrieval and their mean:
+    queries ``q_idx`` of one modality against the database ``db_idx`` of the other.
+    ``codes``: ``{"img", "txt"}`` binary codes ``(n, l)`` of every item."""
+    out = {f"{qm[0]}2{xm[0]}": mean_average_precision(codes[qm][q_idx], codes[xm][db_idx],
+                                                      labels[q_idx], labels[db_idx], k=topk)
+           for qm, xm in (("img", "txt"), ("txt", "img"))}
+    return {**out, "mean": (out["i2t"] + out["t2i"]) / 2}
 
 
 def retrieval_scores(codes_img: np.ndarray, codes_txt: np.ndarray, data: CrossModalDataset,
@@ -16,15 +27,14 @@ def retrieval_scores(codes_img: np.ndarray, codes_txt: np.ndarray, data: CrossMo
     modality encoded separately).  Queries are ``data.query_idx``, the database
     ``data.db_idx``.
     """
-    q, db, lab = data.query_idx, data.db_idx, data.labels
     if len(codes_img) != data.n or len(codes_txt) != data.n:
         raise ValueError(f"need codes for all {data.n} items, got {len(codes_img)} image and "
                          f"{len(codes_txt)} text codes")
-    out = {}
-    for key, bq, bx in (("i2t", codes_img[q], codes_txt[db]), ("t2i", codes_txt[q], codes_img[db])):
-        out[f"map_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db])
-        out[f"map{topk}_{key}"] = mean_average_precision(bq, bx, lab[q], lab[db], k=topk)
-    return out
+    codes, lab, q, db = {"img": codes_img, "txt": codes_txt}, data.labels, data.query_idx, \
+        data.db_idx
+    m, m_k = two_way_map(codes, lab, q, db), two_way_map(codes, lab, q, db, topk)
+    return {"map_i2t": m["i2t"], f"map{topk}_i2t": m_k["i2t"], "map_t2i": m["t2i"],
+            f"map{topk}_t2i": m_k["t2i"]}
 
 
 def mean_std(values) -> tuple[float, float]:

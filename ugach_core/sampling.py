@@ -49,12 +49,26 @@ def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor) -> torch.Tenso
     return member & ~member.all(1, keepdim=True)
 
 
-def positives(neighbors: torch.Tensor, q: torch.Tensor, s: int,
-              gen: torch.Generator) -> torch.Tensor:
-    """``(b, s)`` manifold pairs :math:`x^M \\sim p_\\text{true}(x|q)`: uniform over the
-    columns of the neighbour list ``neighbors[q] (b, k)``, with replacement.  Chapter 3."""
-    cols = torch.randint(neighbors.shape[1], (len(q), s), generator=gen).to(neighbors.device)
-    return neighbors[q].gather(1, cols)
+def positives(neighbors: torch.Tensor, q: torch.Tensor, s: int, gen: torch.Generator,
+              distinct: bool = False) -> torch.Tensor:
+    """``(b, s)`` manifold pairs :math:`x^M \\sim p_\\text{true}(x|q)` of queries ``q``
+    from the neighbour lists ``neighbors[q] (b, k)``.  Chapter 3.
+
+    ``distinct=False``: uniform over the ``k`` columns, with replacement (an item listed
+    twice, such as the query itself, found in both modalities, is twice as likely).
+    ``distinct=True``, the authors' code: each listed item once, the ``s`` drawn without
+    replacement (with replacement only in a row of fewer than ``s`` distinct items)."""
+    nb = neighbors[q]
+    if not distinct:
+        cols = torch.randint(nb.shape[1], (len(q), s), generator=gen).to(nb.device)
+        return nb.gather(1, cols)
+    k = nb.shape[1]
+    earlier = torch.ones(k, k, dtype=torch.bool, device=nb.device).tril(-1)
+    repeat = ((nb[:, :, None] == nb[:, None, :]) & earlier).any(2)  # listed before
+    keys = torch.rand(len(q), k, generator=gen).to(nb.device) + repeat  # repeats last
+    order = keys.argsort(1)
+    take = torch.arange(s, device=nb.device) % (~repeat).sum(1, keepdim=True)
+    return nb.gather(1, order.gather(1, take))
 
 
 def draw(log_p: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .metrics import mean_average_precision
+from .evaluation import two_way_map
 from .model import CrossModalHashNet
 from .retrieval import encode
 
@@ -25,17 +25,13 @@ DIRECTIONS: dict[str, tuple[str, str]] = {"i2t": ("img", "txt"), "t2i": ("txt", 
 def retrieval_map(model: CrossModalHashNet, features: Mapping[str, torch.Tensor],
                   labels: np.ndarray, q_idx: np.ndarray, db_idx: np.ndarray,
                   topk: int | None = None) -> dict[str, float]:
-    """MAP (@all, or @``topk``) of ``model``'s binary codes, queries ``q_idx`` against the
-    database ``db_idx`` (indices into ``features`` rows and ``labels``), per direction
-    (``"i2t"``, ``"t2i"``) and their ``"mean"``."""
-    out = {}
-    for key, (qm, xm) in DIRECTIONS.items():
-        x = features[qm]
-        bq = encode(model, x[torch.as_tensor(q_idx, device=x.device)], qm)
-        bx = encode(model, features[xm][torch.as_tensor(db_idx, device=x.device)], xm)
-        out[key] = mean_average_precision(bq, bx, labels[q_idx], labels[db_idx], k=topk)
-    out["mean"] = (out["i2t"] + out["t2i"]) / 2
-    return out
+    """:func:`~ugach_core.evaluation.two_way_map` of ``model``'s binary codes of the
+    ``features`` rows ``q_idx`` (queries) and ``db_idx`` (database)."""
+    codes = {m: np.zeros((len(labels), model.bits), bool) for m in features}
+    for m, x in features.items():
+        for idx in (q_idx, db_idx):
+            codes[m][idx] = encode(model, x[torch.as_tensor(idx, device=x.device)], m)
+    return two_way_map(codes, labels, q_idx, db_idx, topk)
 
 
 class BestState:

@@ -1,26 +1,22 @@
-"""The UGACH trainer: Algorithm 1 of the paper.
+"""The UGACH trainer: Algorithm 1 of the paper (chapters 6 and 7).
 
-:meth:`Trainer.fit` pretrains D on the pairing, then runs adversarial rounds (chapter 6):
+:meth:`Trainer.fit` pretrains D on the pairing, then runs adversarial rounds:
 
-1. **G samples D's negatives.**  For every query :math:`q` (each modality in turn) a fresh
-   random pool :math:`P_q` of the other modality, :math:`x^G \\sim p_\\theta(x|q)` over
-   :math:`P_q \\setminus N(q)`, each paired with a manifold pair :math:`x^M \\sim p_\\text{true}`.
+1. **G samples D's negatives**: per query :math:`q` (each modality in turn) a fresh pool
+   :math:`P_q`, :math:`x^G \\sim p_\\theta(x|q)` over :math:`P_q \\setminus N(q)`, each
+   paired with a manifold pair :math:`x^M \\sim p_\\text{true}(x|q)`.
 2. **D epoch** (:meth:`Trainer.d_step`) on the triplets :math:`(q, x^M, x^G)`.
 3. **Validation**: MAP@all of D's codes on held-out training pairs; the best D is kept.
 4. **G epochs** (:meth:`Trainer.g_step`): :math:`x^G \\sim p_\\theta`, reward from D,
    REINFORCE.
 
-Work that gives the same result is done once (the speed paths, each behind one method):
-G's codes of every training item once per sampling pass (G is fixed while it samples), D's
-codes of every training item once per G phase (D is fixed while it rewards); the queries
-of one G step share one fresh pool, so a step encodes ``g_batch + P`` items instead of
-every training item (each query's pool is still a uniform random subset, so the expected
-gradient per query is unchanged; with one query per step, the authors' schedule, it is a
-fresh pool per query).  Every draw goes through :mod:`ugach_core.sampling` and one
-``torch.Generator`` (:attr:`Trainer.rng`) whose state is checkpointed, so a resumed run
-ends with the codes of an uninterrupted one.  NaN/inf is looked for once per stage, not
-per step: a :class:`DivergenceError` names the round and the stage, and a checkpoint is
-never written with such weights.
+Speed paths, each behind one method: G's codes of every training item once per sampling
+pass, D's codes once per G phase (each net is fixed meanwhile), and one fresh pool shared
+by the queries of a G step (a uniform random subset for each, so the expected gradient is
+unchanged; one query per step, the authors' schedule, is a fresh pool per query).  Every
+draw goes through :mod:`ugach_core.sampling` and one checkpointed ``torch.Generator``
+(:attr:`Trainer.rng`): a resumed run ends with the codes of an uninterrupted one.  NaN/inf
+is looked for once per stage: a :class:`DivergenceError` names the round and the stage.
 """
 
 from __future__ import annotations
@@ -191,7 +187,7 @@ class Trainer:
         with torch.no_grad():  # reward from the fixed discriminator
             codes = d_codes or self.relaxed_codes(self.D)
             h_q, h_x = codes[qm][q], codes[xm]
-            pos = sampling.positives(self.neighbors, q, cfg.n_samples, self.rng)
+            pos = self._positives(q, cfg.n_samples)
             f = triplet_score(sq_dist(h_q, h_x[pos]), sq_dist(h_q, h_x[items]), cfg.margin)
             r = reward(f, cfg.reward)
         loss = reinforce_loss(log_p, r, r.mean(1, keepdim=True) if cfg.reward_baseline else None)
@@ -206,11 +202,14 @@ class Trainer:
         other item as negative), keeping the epoch with the best validation MAP; then
         round 0 is validated, selected and reported."""
         cfg, n = self.cfg, len(self.fit_idx)
-        best = BestState()
+        best, fixed = BestState(), None
+        if cfg.pretrain_negatives == "fixed":  # one negative per query for all epochs
+            every = torch.arange(n, device=self.device)
+            fixed = {qm: sampling.other_items(every, n, self.rng) for qm in ("img", "txt")}
         for epoch in range(1, cfg.pretrain_epochs + 1):
             with self._stage(0, "pretraining", ("D",)):
-                losses = [self.d_step(q, q, sampling.other_items(q, n, self.rng), qm,
-                                      self.opt_pre)
+                losses = [self.d_step(q, q, sampling.other_items(q, n, self.rng) if fixed is
+                                      None else fixed[qm][q], qm, self.opt_pre)
                           for qm, _ in DIRECTIONS.values()
                           for q in sampling.batches(n, cfg.pretrain_batch, self.rng, self.device)]
             loss = _mean(losses)
@@ -271,7 +270,7 @@ class Trainer:
                     cols = sampling.uniform_draw(excluded, s, self.rng)
                 qs.append(q.repeat_interleave(s))
                 gs.append(pool.gather(1, cols).reshape(-1))
-                ps.append(sampling.positives(self.neighbors, q, s, self.rng).reshape(-1))
+                ps.append(self._positives(q, s).reshape(-1))
             out[key] = (torch.cat(qs), torch.cat(ps), torch.cat(gs))
         return out
 
@@ -310,7 +309,8 @@ class Trainer:
         cfg, xm, x = self.cfg, ("txt" if qm == "img" else "img"), self.train_features
         pool = sampling.random_pools(len(self.fit_idx), self.pool_size, 1, self.rng,
                                      self.device).expand(len(q), -1)
-        excluded = sampling.exclusion_mask(pool, self.neighbors[q])
+        excluded = sampling.exclusion_mask(pool, self.neighbors[q]) if cfg.g_pool_mask \
+            else torch.zeros(pool.shape, dtype=torch.bool, device=pool.device)
         with torch.set_grad_enabled(with_grad and cfg.g_softmax == "pool"):
             h_q = self.G.encode(x[qm][q], qm)
             d = pairwise_sq_dist(h_q, self.G.encode(x[xm][pool[0]], xm))  # (b, P)
@@ -323,6 +323,10 @@ class Trainer:
             h_q = self.G.encode(x[qm][q], qm)
             h_s = self.G.encode(x[xm][items.reshape(-1)], xm).view(len(q), -1, cfg.bits)
             return items, torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
+
+    def _positives(self, q: torch.Tensor, s: int) -> torch.Tensor:
+        return sampling.positives(self.neighbors, q, s, self.rng,
+                                  distinct=self.cfg.positives == "distinct")
 
     @torch.no_grad()
     def relaxed_codes(self, model: CrossModalHashNet, batch: int = 4096

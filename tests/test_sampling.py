@@ -1,0 +1,121 @@
+"""ugach_core.sampling and the authors' sampling options of the trainer (positives,
+generator pool, pretraining negatives)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ugach_core import Trainer, sampling
+from ugach_core.config import paper, paper_text
+
+
+def test_exclusion_mask_and_membership():
+    pool = torch.tensor([[3, 1, 4], [1, 5, 1]])
+    nb = torch.tensor([[1, 5, 1], [1, 5, 5]])
+    assert sampling.membership(pool, nb).tolist() == [[False, True, False], [True, True, True]]
+    # the second row is made only of manifold pairs: left whole
+    assert sampling.exclusion_mask(pool, nb).tolist() == [[False, True, False],
+                                                          [False, False, False]]
+    with pytest.raises(ValueError, match=r"expected pool \(B, P\) and sets \(B, k\)"):
+        sampling.membership(pool, nb[:1])
+
+
+def test_random_pools_are_subsets_without_repeats():
+    g = torch.Generator().manual_seed(0)
+    p = sampling.random_pools(30, 8, 5, g)
+    assert p.shape == (5, 8) and all(len(set(r)) == 8 for r in p.tolist())
+    assert torch.equal(sampling.random_pools(4, 4, 2, g), torch.arange(4).expand(2, 4))
+    with pytest.raises(ValueError, match=r"pool size must be in \[1, 30\], got 0"):
+        sampling.random_pools(30, 0, 1, g)
+
+
+def test_column_positives_weight_repeated_entries():
+    """Columns: the query listed twice in 10 columns is drawn 2/10 of the time."""
+    nb = torch.tensor([[0, 1, 2, 3, 4, 0, 5, 6, 7, 8]])
+    q = torch.zeros(20000, dtype=torch.long)
+    x = sampling.positives(nb, q, 2, torch.Generator().manual_seed(1)).reshape(-1)
+    assert abs((x == 0).float().mean().item() - 0.2) < 0.01
+
+
+def test_distinct_positives_dedupe_and_never_repeat_within_a_query():
+    """Distinct: the 9 listed items equally likely (self 1/9, not 2/10), and a query's
+    draws are distinct items."""
+    nb = torch.tensor([[0, 1, 2, 3, 4, 0, 5, 6, 7, 8]])
+    q = torch.zeros(20000, dtype=torch.long)
+    x = sampling.positives(nb, q, 2, torch.Generator().manual_seed(1), distinct=True)
+    assert (x[:, 0] != x[:, 1]).all()
+    freq = np.bincount(x.reshape(-1).numpy(), minlength=9) / x.numel()
+    assert np.abs(freq - 1 / 9).max() < 0.01
+
+
+def test_distinct_positives_fall_back_when_a_row_lists_too_few_items():
+    nb = torch.tensor([[3, 3, 3], [1, 2, 1]])
+    x = sampling.positives(nb, torch.tensor([0, 1]), 4, torch.Generator().manual_seed(0),
+                           distinct=True)
+    assert (x[0] == 3).all()
+    assert set(x[1].tolist()) == {1, 2} and (x[1, :2] != x[1, 1:3]).all()
+
+
+def test_uniform_draw_only_eligible_items():
+    excluded = torch.tensor([[True, False, True, False]])
+    cols = sampling.uniform_draw(excluded.expand(5000, -1), 3, torch.Generator().manual_seed(0))
+    assert set(cols.reshape(-1).tolist()) == {1, 3}
+
+
+def test_other_items_never_the_query():
+    q = torch.arange(50).repeat(40)
+    x = sampling.other_items(q, 50, torch.Generator().manual_seed(0))
+    assert (x != q).all() and x.min() >= 0 and x.max() < 50
+
+
+def test_paper_presets_take_the_authors_sampling():
+    for cfg in (paper(32), paper_text(32)):
+        assert (cfg.positives, cfg.g_pool_mask, cfg.pretrain_negatives) == (
+            "distinct", False, "fixed")
+
+
+def _spy(trainer, name):
+    calls = []
+    original = getattr(trainer, name)
+
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
+
+    setattr(trainer, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["fresh", "fixed"])
+def test_pretraining_negatives_fixed_or_fresh(tiny, tiny_cfg, mode):
+    """'fixed': each query meets the same negative in every epoch; 'fresh': new ones."""
+    t = Trainer(tiny_cfg(pretrain_epochs=3, pretrain_negatives=mode), tiny, seed=0,
+                progress=False)
+    calls = _spy(t, "d_step")
+    t.pretrain()
+    per_epoch = len(calls) // 3
+    negs = []
+    for e in range(3):
+        neg = {}
+        for q, _, n, qm, _ in calls[e * per_epoch:(e + 1) * per_epoch]:
+            neg.update({(qm, int(a)): int(b) for a, b in zip(q, n)})
+        negs.append(neg)
+    same = negs[0] == negs[1] == negs[2]
+    assert same if mode == "fixed" else not same
+    assert all(k[1] != v for k, v in negs[0].items())
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_generator_pool_mask_option(tiny, tiny_cfg, mask):
+    """g_pool_mask=False lets G's draws in G steps be manifold pairs (the authors' code);
+    True never does (unless the whole pool is made of them)."""
+    t = Trainer(tiny_cfg(g_pool_mask=mask, pool_fraction=1.0, n_samples=8), tiny, seed=0,
+                progress=False)
+    q = torch.arange(len(t.fit_idx))
+    hits = 0
+    for _ in range(20):
+        items, _ = t._generator_draw(q[:1], "img", with_grad=False)
+        hits += int(torch.isin(items, t.neighbors[0]).sum())
+    assert (hits == 0) if mask else (hits > 0)
