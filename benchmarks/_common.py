@@ -7,10 +7,7 @@ replaces only its own figures.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,8 +17,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
+from ugach_core.book.provenance import provenance, provenance_markdown  # noqa: E402
 from ugach_core.utils import atomic_write_text  # noqa: E402
 
 SECTIONS = ("train", "graph", "retrieval", "wiki_map")
@@ -39,30 +36,6 @@ Regenerate a section with its script (``PYTHONPATH=. python benchmarks/<script>.
 """
 
 
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        # only changes to the code that produces the figures count (not README, results files)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "ugach_core", "benchmarks/*.py", "benchmarks/*.sh"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        return head + (" (plus uncommitted changes to ugach_core/ or benchmarks/)" if dirty
-                       else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def faiss_version() -> str | None:
     try:
         import faiss  # noqa: F401
@@ -72,18 +45,14 @@ def faiss_version() -> str | None:
 
 
 def machine(device: str = "cpu") -> str:
-    """One paragraph describing where and when this ran."""
-    dev = device
-    if device.startswith("cuda") and torch.cuda.is_available():
-        dev = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    """Where and when this ran: the one provenance record of the library
+    (:func:`ugach_core.book.provenance.provenance`: command, commit, clean, date, hardware,
+    device, versions, smoke) plus the NumPy and faiss versions and the load average, as
+    Markdown bullet lines."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"- machine: {cpu_model()}, {os.cpu_count()} logical cores, torch threads "
-            f"{torch.get_num_threads()}, device {dev}\n"
-            f"- software: Python {platform.python_version()}, torch {torch.__version__}, numpy "
-            f"{np.__version__}, faiss {faiss_version() or 'not installed'}\n"
-            f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
-            f"commit {git_commit()}\n"
-            f"- load average (1, 5, 15 min) when the section was written: {load}\n")
+    return provenance_markdown(provenance(
+        None, device, numpy=np.__version__, faiss=faiss_version() or "not installed",
+        load_average=f"{load} (1, 5, 15 min, when the section was written)"))
 
 
 def timeit(fn, repeat: int = 3, warmup: int = 1, sync=None) -> float:

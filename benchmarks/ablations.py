@@ -6,9 +6,10 @@ CCA-ITQ) for a few seeds at one code length, and writes
 ``book/results/wikipedia_ablations/results.json`` atomically: ``{"provenance": {...},
 "rows": [...]}``, one row per (variant, seed) with its scores, wall time and config.
 The file is rewritten after every row, so an interrupted run keeps what it finished.
-The provenance records the command, and every row says ``smoke``: under ``UGACH_SMOKE=1``
-the variants shrink (a quick check of the script) and ``--out`` must lie outside
-``book/results``.
+The provenance (the one record of :mod:`ugach_core.book.provenance`, plus the grid's data,
+bits, seeds and wall time) records the command, and every row says ``smoke``: under
+``UGACH_SMOKE=1`` the variants shrink (a quick check of the script) and ``--out`` must lie
+outside ``book/results``.
 
     PYTHONPATH=. UGACH_DATA=/path/to/data nice -n 5 python benchmarks/ablations.py
 
@@ -19,12 +20,7 @@ times faster than two competing threads, and it makes the wall times comparable.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,37 +30,14 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from ugach_core import __version__  # noqa: E402
-from ugach_core.book.ablations import default_variants, format_summary, run_grid, summarize  # noqa: E402
+from ugach_core.book.ablations import (default_variants, format_summary, run_grid,  # noqa: E402
+                                       summarize)
+from ugach_core.book.provenance import provenance, write_results  # noqa: E402
 from ugach_core.config import get_preset, smoke_mode  # noqa: E402
 from ugach_core.data import load  # noqa: E402
-from ugach_core.utils import atomic_write_text  # noqa: E402
+from ugach_core.utils import get_device  # noqa: E402
 
 OUT = REPO / "book" / "results" / "wikipedia_ablations" / "results.json"
-
-
-def git_commit() -> str:
-    """``git rev-parse HEAD``, plus ``+uncommitted`` when tracked files differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        return head + ("+uncommitted" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,26 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     print(data.summary())
     variants = default_variants(get_preset("fast", args.bits))  # smoke under UGACH_SMOKE=1
     t_start = time.perf_counter()
-    prov = {"dataset": data.name, "synthetic": data.synthetic, "bits": args.bits,
-            "seeds": args.seeds, "hardware": hardware(), "device": "cpu",
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "ugach_core": __version__,
-            "version": __version__, "smoke": smoke_mode(),
-            "command": shlex.join(["python", "benchmarks/ablations.py", *argv]),
-            "commit": git_commit(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "load_average_start": list(os.getloadavg()),
-            "script": "benchmarks/ablations.py",
-            "note": "shared CPU (other jobs ran at the same time): wall times are noisy; "
-                    "variants with identical pretraining share it within a seed, and every "
-                    "row's wall time includes the pretraining time"}
+    device = get_device()  # where run_grid's trainers run
+    prov = provenance(["python", "benchmarks/ablations.py", *argv], device,
+                      dataset=data.name, synthetic=data.synthetic, bits=args.bits,
+                      seeds=args.seeds, script="benchmarks/ablations.py",
+                      load_average_start=list(os.getloadavg()),
+                      note="shared CPU (other jobs ran at the same time): wall times are "
+                           "noisy; variants with identical pretraining share it within a "
+                           "seed, and every row's wall time includes the pretraining time")
     rows: list[dict] = []
 
     def write(final: bool = False) -> None:
         p = {**prov, "total_wall_seconds": time.perf_counter() - t_start,
              "complete": final, "load_average_end": list(os.getloadavg())}
-        atomic_write_text(args.out, json.dumps({"provenance": p, "rows": rows}, indent=1,
-                                               default=float))
+        write_results(args.out, rows, p)
 
     def on_row(r: dict) -> None:
         r["smoke"] = smoke_mode()

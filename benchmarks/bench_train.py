@@ -11,10 +11,10 @@ features, 64 bits.  Three trainers are built in one run:
 A full round of ``paper`` takes hours on a CPU, so every part of a round is timed on a
 subset of its steps, on the real code path and real shapes, and multiplied by the number
 of such steps in a round: D steps (``Trainer.train_discriminator`` on r batches per
-direction), G steps (``Trainer._generator_step``), the sampling pass (G's codes of every
+direction), G steps (``Trainer.g_step``), the sampling pass (G's codes of every
 item, scaled from 2,048 rows, plus the per-chunk sampling work), D's codes for the rewards
 and the validation (same encoder cost), and the validation MAP (measured in full).  A
-small full round (3,000 pairs) checks this model against ``Trainer.adversarial_round``.
+small full round (3,000 pairs) checks this model against one round of ``Trainer.fit``.
 
 Efficiency: the FLOPs the matrix products of a D step and a G step need (forward and
 backward of both layers, counted from the shapes), divided by the step's time, against
@@ -36,6 +36,9 @@ import numpy as np
 import torch
 
 import ugach_core as u
+from ugach_core import sampling
+from ugach_core.losses import generator_log_probs, pairwise_sq_dist
+from ugach_core.selection import DIRECTIONS
 from ugach_core.data import CrossModalDataset, make_synthetic
 from ugach_core.metrics import mean_average_precision
 
@@ -70,7 +73,7 @@ class RoundModel:
     def encode_per_row(self, rows: int = 2048) -> dict[str, float]:
         tr, out = self.tr, {}
         for m in ("img", "txt"):
-            x = tr.F[m][:rows]
+            x = tr.train_features[m][:rows]
             with torch.no_grad():
                 out[m] = timeit(lambda: tr.G.encode(x, m), repeat=2, sync=self.sync) / len(x)
         return out
@@ -83,11 +86,20 @@ class RoundModel:
         chunk = max(1, min(1024, (1 << 24) // n))
         fake = {m: torch.rand(n, cfg.bits, device=dev) for m in ("img", "txt")}
         t_chunk = 0.0
-        for qm, xm in u.train.DIRECTIONS:
+        def chunk_work(q: torch.Tensor, qm: str, xm: str) -> None:
+            # what Trainer.sample_triplets does per chunk, with G's codes already computed
+            pool = sampling.random_pools(n, tr.pool_size, len(q), tr.rng, dev)
+            excluded = sampling.exclusion_mask(pool, tr.neighbors[q])
+            with torch.no_grad():
+                h_q = tr.G.encode(tr.train_features[qm][q], qm)
+                d = pairwise_sq_dist(h_q, fake[xm]).gather(1, pool)
+            sampling.draw(generator_log_probs(d, cfg.temperature, excluded), cfg.n_samples,
+                          tr.rng)
+            sampling.positives(tr.neighbors, q, cfg.n_samples, tr.rng)
+
+        for qm, xm in DIRECTIONS.values():
             q = torch.arange(min(chunk, n), device=dev)
-            t_chunk += timeit(lambda: (tr._sample_generated(q, qm, xm, False, h_items=fake[xm]),
-                                       tr._positives(q, cfg.n_samples)),
-                              repeat=2, sync=self.sync)
+            t_chunk += timeit(lambda: chunk_work(q, qm, xm), repeat=2, sync=self.sync)
         self.parts["sampling"] = enc_all + math.ceil(n / chunk) * t_chunk
         # --- D epoch: r real batches per direction through train_discriminator
         m = r * cfg.d_batch
@@ -101,12 +113,10 @@ class RoundModel:
         d_steps = cfg.d_epochs * 2 * math.ceil(n * cfg.n_samples / cfg.d_batch)
         self.parts["D epoch"] = d_steps * per_step_d
         # --- G epochs: r real steps per direction (D's codes cached as in train_generator)
-        tr._d_codes = fake
         t_g = {}
-        for qm, xm in u.train.DIRECTIONS:
+        for qm, _ in DIRECTIONS.values():
             q = torch.randperm(n, device=dev)[:cfg.g_batch]
-            t_g[qm] = timeit(lambda: tr._generator_step(q, qm, xm), repeat=r, sync=self.sync)
-        tr._d_codes = None
+            t_g[qm] = timeit(lambda: tr.g_step(q, qm, fake), repeat=r, sync=self.sync)
         self.step_time["G img query"], self.step_time["G txt query"] = t_g["img"], t_g["txt"]
         g_steps = cfg.g_epochs * math.ceil(n / cfg.g_batch)
         self.parts["G epochs"] = enc_all + g_steps * (t_g["img"] + t_g["txt"])  # + D cache
@@ -216,12 +226,14 @@ def main() -> None:
         for _ in range(2):
             mean_average_precision(qs, ds, small.labels[:len(qs)], small.labels[:n_s])
         pred = sum(rm.measure(rm.encode_per_row(), time.perf_counter() - t).values())
-        tr.adversarial_round()  # warm-up
+        tr.cfg = cfg.replace(rounds=1)  # fit() from round 0: exactly one adversarial round
+        tr.fit()  # warm-up
+        tr.round = 0
         t = time.perf_counter()
-        tr.adversarial_round()
+        tr.fit()
         real = time.perf_counter() - t
         say(f"Check of the scaling on a small full round (`fast`, 3,000 pairs, 512/256-d): "
-            f"predicted {pred:.1f} s, measured `Trainer.adversarial_round` {real:.1f} s "
+            f"predicted {pred:.1f} s, measured one round of `Trainer.fit` {real:.1f} s "
             f"(ratio {real / pred:.2f}).\n")
 
     # ---- efficiency against torch.matmul -------------------------------------------------

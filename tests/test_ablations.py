@@ -10,6 +10,7 @@ import torch
 
 from ugach_core import Trainer
 from ugach_core import sampling
+from ugach_core.baselines import cca_itq_scores
 from ugach_core.book.ablations import (Variant, compare_to_reference, default_variants,
                                   format_summary, pretrain_key, rows_from_results, run_grid,
                                   summarize, train_variant)
@@ -117,6 +118,12 @@ def test_run_grid_rows_summary_and_comparison(tiny, tiny_cfg):
     for r in rows[:2] + rows[3:5]:  # UGACH rows also score the last round's D
         assert 0 < r["last_map_i2t"] <= 1 and 0 < r["last_map50_t2i"] <= 1
     assert "last_map_i2t" not in rows[2]
+    # CCA-ITQ: the command line's baseline function, shrinkage chosen on validation pairs
+    want = cca_itq_scores(tiny, 8, seed=1)
+    cca = rows[5]
+    for key in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i", "cca_reg", "val_map"):
+        assert cca[key] == pytest.approx(want[key], abs=1e-12), key
+    assert cca["config"] == {"method": "cca_itq", "bits": 8, "reg": want["cca_reg"]}
     ng = [r for r in rows if r["variant"] == "no graph"]
     # no rounds: the last D is the selected (pretrained) one
     assert all(r["last_map_i2t"] == r["map_i2t"] for r in ng)

@@ -19,6 +19,7 @@ from ugach_core.book.analysis import (SnapshotDiscriminator, as_bits, bit_balanc
                                  plot_distance_histograms, plot_umap, relaxed_codes,
                                  separation_auc, text_tags, top_retrieved, umap_embedding,
                                  wikipedia_pair_ids)
+from ugach_core.viz import COLORS  # noqa: E402
 
 
 def _random_case(seed=0, q=13, n=17, bits=9, classes=4):
@@ -309,22 +310,75 @@ def test_umap_embedding_shapes_determinism_and_separation():
 
 
 # --------------------------------------------------------------------------------- plots
-def test_plots_draw_what_they_are_given():
-    bq, bd, lq, ld = _random_case()
-    h = distance_histograms(bq, bd, lq, ld)
-    fig, axes = plt.subplots(1, 4)
-    plot_distance_histograms(h, ax=axes[0])
-    lines = axes[0].get_lines()
-    assert len(lines) == 2
-    assert np.isclose(lines[1].get_ydata().sum(), 1.0)  # density: relevant sums to 1
-    plot_bit_balance(np.array([0.5, 0.25]), ax=axes[1])
-    assert [p.get_height() for p in axes[1].patches] == [0.5, 0.25]
-    im = plot_bit_correlation(np.array([[1.0, np.nan], [np.nan, np.nan]]), ax=axes[2])
-    assert im.get_array().mask[0, 1]
+def _step_heights(poly) -> dict[float, float]:
+    """Bin centre -> height of a filled step histogram (seaborn's ``element="step"``): the
+    horizontal edges of its outline, the top one of each bin (heights are >= 0)."""
+    v = poly.get_paths()[0].vertices
+    out: dict[float, float] = {}
+    for (x0, y0), (x1, y1) in zip(v[:-1], v[1:]):
+        if y0 == y1 and abs(x1 - x0) == 1.0:
+            c = (x0 + x1) / 2
+            out[c] = max(out.get(c, 0.0), y0)
+    return out
+
+
+@pytest.mark.parametrize("density", [True, False])
+def test_distance_histogram_plot_draws_np_histogram_of_the_pair_distances(density):
+    bq, bd, lq, ld = _random_case(4, q=15, n=19, bits=8)
+    fig, ax = plt.subplots()
+    plot_distance_histograms(distance_histograms(bq, bd, lq, ld), ax=ax, density=density,
+                             legend=False)
+    d = (bq[:, None, :] != bd[None, :, :]).sum(-1)  # every pair's distance, by brute force
+    rel = (lq[:, None, :] & ld[None, :, :]).any(-1)
+    edges = np.arange(bq.shape[1] + 2) - 0.5  # one bin per distance 0..l
+    polys = {c.get_label().split(" (")[0]: c for c in ax.collections}
+    assert list(polys) == ["irrelevant pairs", "relevant pairs"]
+    for name, sel, color in (("relevant pairs", rel, COLORS["manifold"]),
+                             ("irrelevant pairs", ~rel, COLORS["baseline"])):
+        want = np.histogram(d[sel], bins=edges, density=density)[0]
+        drawn = _step_heights(polys[name])
+        np.testing.assert_allclose([drawn[r] for r in range(bq.shape[1] + 1)], want,
+                                   rtol=1e-12)
+        assert matplotlib.colors.same_color(polys[name].get_edgecolor(), color)
+    # the labels carry the pair counts; with legend=False they are there for a figure legend
+    assert ax.get_legend() is None
+    assert ax.get_legend_handles_labels()[1] == [f"irrelevant pairs ({(~rel).sum():,})",
+                                                f"relevant pairs ({rel.sum():,})"]
+    assert ax.get_ylabel() == ("fraction of pairs" if density else "pairs")
+    plt.close(fig)
+
+
+def test_bit_correlation_heatmap_draws_the_matrix():
+    rng = np.random.default_rng(5)
+    b = rng.random((60, 32)) > 0.5
+    b[:, 3] = True  # a constant bit: NaN row and column, drawn grey
+    corr = bit_correlation(b)
+    fig, ax = plt.subplots()
+    mesh = plot_bit_correlation(corr, ax=ax, title="t")
+    arr = mesh.get_array()
+    assert arr.shape == corr.shape
+    np.testing.assert_array_equal(arr.filled(np.nan), corr)  # the matrix, NaN where masked
+    assert arr.mask[3].all() and arr.mask[:, 3].all() and arr.mask.sum() == 2 * 32 - 1
+    assert (mesh.norm.vmin, mesh.norm.vmax) == (-1, 1)
+    assert matplotlib.colors.same_color(mesh.cmap.get_bad(), COLORS["baseline"])
+    # bits numbered from 1: bit k is the cell [k-1, k], row 1 on top
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "16", "24", "32"]
+    np.testing.assert_array_equal(ax.get_xticks(), [7.5, 15.5, 23.5, 31.5])
+    assert ax.yaxis_inverted() and ax.get_title() == "t"
+    fig.colorbar(mesh, ax=ax)  # what the chapter does with it
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"square matrix, got shape \(2, 3\)"):
+        plot_bit_correlation(np.zeros((2, 3)))
+
+
+def test_bit_balance_and_umap_plots_draw_what_they_are_given():
+    fig, axes = plt.subplots(1, 2)
+    plot_bit_balance(np.array([0.5, 0.25]), ax=axes[0])
+    assert [p.get_height() for p in axes[0].patches] == [0.5, 0.25]
     plot_umap(np.zeros((3, 2)), np.ones((2, 2)), np.eye(3)[[0, 1, 2]], np.eye(3)[[0, 1]],
-              label_names=["a", "b", "c"], ax=axes[3])
-    assert len(axes[3].collections) == 2
-    assert [t.get_text() for t in axes[3].get_legend().get_texts()] == ["a", "b", "c", "image",
+              label_names=["a", "b", "c"], ax=axes[1])
+    assert len(axes[1].collections) == 2
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["a", "b", "c", "image",
                                                                        "text"]
     with pytest.raises(ValueError, match="img: 3 points but 2 labels"):
         plot_umap(np.zeros((3, 2)), np.ones((2, 2)), np.zeros(2, int), np.zeros(2, int))

@@ -16,7 +16,7 @@ BOOK = PKG.parent / "book"
 NOT_METHOD = {"cli", "viz", "__main__", "__init__"}
 # The target is 2,000 lines; the core is still above it, so this ceiling keeps it from
 # growing: lower it whenever the core shrinks, until it reaches the target.
-METHOD_LINES = 2345
+METHOD_LINES = 2340
 CODE_WIDTH = 88
 
 

@@ -110,3 +110,18 @@ def test_checkpoint_writes_the_round_a_time_limit_stopped_at(tmp_path):
 def test_checkpoint_every_must_be_a_positive_integer(tmp_path, every):
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
         Checkpoint(tmp_path / "c.pt", every=every)
+
+
+def test_log_test_map_of_listed_rounds_only(tiny, tiny_cfg):
+    """rounds=[0]: the pretrained D's test MAP is in round 0's logs and nowhere else, and
+    equals evaluating that D directly."""
+    from ugach_core.callbacks import LogTestMAP
+    t = Trainer(tiny_cfg(rounds=2), tiny, seed=0, progress=False,
+                callbacks=[LogTestMAP(rounds=[0])])
+    t.pretrain()
+    direct = t.evaluate("current")
+    t.fit()
+    rounds = {h["round"]: h for h in t.history if "round" in h}
+    assert rounds[0]["test_map_i2t"] == direct["map_i2t"]
+    assert rounds[0]["test_map_t2i"] == direct["map_t2i"]
+    assert all("test_map_i2t" not in rounds[r] for r in (1, 2))

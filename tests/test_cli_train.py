@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from ugach_core.cli import main
-from ugach_core.data import load_npz, make_synthetic
+from ugach_core import Trainer, UGACHConfig
+from ugach_core.data import load, load_npz, make_synthetic
 from ugach_core.retrieval import encode
 from ugach_core.checkpoint import load_discriminator
 from reference import brute_map
@@ -68,6 +69,25 @@ def test_seeds_rows_and_summary_is_mean_and_sample_std(tiny_npz, tmp_path, capsy
         assert printed[col + 1] == pytest.approx(sample_sd, abs=5e-5)
 
 
+def test_rows_carry_the_pretrained_map_and_the_summary_its_gain(tiny_npz, tmp_path, capsys):
+    """Each UGACH row holds the test MAP of the pretrained D (round 0), which equals
+    retraining to round 0 by hand; the summary prints the mean gain of the rounds."""
+    rows = train(tiny_npz, tmp_path / "out", "--seeds", "0", "1")
+    data = load(str(tiny_npz))
+    for r in rows:
+        t = Trainer(UGACHConfig.from_dict(r["config"]), data, seed=r["seed"], progress=False)
+        t.pretrain()
+        direct = t.evaluate("current")
+        assert r["pretrained_map_i2t"] == pytest.approx(direct["map_i2t"], abs=1e-12)
+        assert r["pretrained_map_t2i"] == pytest.approx(direct["map_t2i"], abs=1e-12)
+    gains = [(r["map_i2t"] + r["map_t2i"] - r["pretrained_map_i2t"] - r["pretrained_map_t2i"])
+             / 2 for r in rows]
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if re.match(r"smoke\s+8\s+2\s", ln))
+    printed = [float(x) for x in re.findall(r"-?\d+\.\d{4}", line)]
+    assert printed[4] == pytest.approx(sum(gains) / 2, abs=5e-5)
+
+
 def test_rows_record_command_and_smoke(tiny_npz, tmp_path, monkeypatch):
     """Each row carries the command line and says whether it is a smoke run: ``--preset
     smoke`` and ``UGACH_SMOKE=1`` both are (before the fix a ``--preset smoke`` row said
@@ -82,6 +102,23 @@ def test_rows_record_command_and_smoke(tiny_npz, tmp_path, monkeypatch):
                  "--rounds", "1", "--out", str(out), "--no-progress", "--baseline"]) == 0
     rows = json.loads((out / "results.json").read_text())
     assert [(r["preset"], r["smoke"]) for r in rows] == [("cca_itq", True), ("fast", True)]
+
+
+def test_baseline_row_is_cca_itq_scores(tiny_npz, tmp_path):
+    """``--baseline`` runs :func:`~ugach_core.baselines.cca_itq_scores` (shrinkage chosen
+    on validation pairs, then the test scores): its row holds exactly that function's
+    scores, the chosen shrinkage and its validation MAP, and the provenance record."""
+    from ugach_core.baselines import REG_GRID, cca_itq_scores
+    from ugach_core.book.provenance import PROVENANCE_KEYS
+
+    rows = train(tiny_npz, tmp_path, "--rounds", "0", "--seed", "1", "--baseline")
+    cca = rows[0]
+    assert (cca["preset"], cca["seed"], cca["bits"]) == ("cca_itq", 1, 8)
+    want = cca_itq_scores(load_npz(tiny_npz), 8, seed=1)
+    for key in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i", "cca_reg", "val_map"):
+        assert cca[key] == pytest.approx(want[key], abs=1e-12), key
+    assert cca["cca_reg"] in REG_GRID and cca["train_seconds"] > 0
+    assert set(PROVENANCE_KEYS) <= set(cca) and cca["command"] == rows[1]["command"]
 
 
 # --------------------------------------------------------- --rounds, --time-limit, --resume

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .train import Trainer
@@ -74,14 +74,18 @@ class Checkpoint(Callback):
 
 
 class LogTestMAP(Callback):
-    """Adds MAP@all on the *test* protocol to each round's logs (for plots only; model
-    selection never looks at it).  Keys ``test_map_i2t``, ``test_map_t2i``."""
+    """Adds MAP@all on the *test* protocol to the logs of every ``every``-th round, or of
+    the rounds listed in ``rounds`` (for plots and reports only; model selection never
+    looks at it).  Keys ``test_map_i2t``, ``test_map_t2i``; ``LogTestMAP(rounds=[0])``
+    records the pretrained D's test MAP in the history, so the gain of the rounds can be
+    reported next to the selected D's."""
 
-    def __init__(self, every: int = 1):
-        self.every = every
+    def __init__(self, every: int = 1, rounds: Iterable[int] | None = None):
+        self.every, self.rounds = every, None if rounds is None else set(rounds)
 
     def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
-        if logs["round"] % self.every == 0:
+        r = logs["round"]
+        if r in self.rounds if self.rounds is not None else r % self.every == 0:
             res = trainer.evaluate(which="current", topk=None)
             logs["test_map_i2t"], logs["test_map_t2i"] = res["map_i2t"], res["map_t2i"]
 

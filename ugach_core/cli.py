@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,10 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import __version__
-from .baselines import fit_cca_itq
-from .callbacks import Checkpoint, PrintLogger
-from .config import PRESETS, VALID_BITS_RANGE, get_preset, smoke_mode
+from .baselines import cca_itq_scores
+from .book.provenance import provenance, results_text
+from .callbacks import Checkpoint, LogTestMAP, PrintLogger
+from .config import PRESETS, VALID_BITS_RANGE, get_preset
 from .data import LOADERS, data_root, load
 from .data.download import DownloadError
 from .evaluation import mean_std, retrieval_scores
@@ -41,35 +38,19 @@ class CLIError(Exception):
         self.detail = detail
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def provenance(device: torch.device, command: str | None = None) -> dict[str, Any]:
-    """Where a result came from: the command, library version, commit, date, hardware, and
-    whether the smoke switch (``UGACH_SMOKE=1``) shrank the run."""
-    hw = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() \
-        or platform.machine()
-    return {"command": command, "version": __version__, "commit": _git_commit(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "device": str(device), "hardware": hw, "torch": torch.__version__,
-            "smoke": smoke_mode()}
-
-
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table of MAP@all and MAP@50, one line per (method, bits, seed)."""
+    """A fixed-width table of MAP@all and MAP@50, one line per (method, bits, seed), with
+    the test MAP@all of the pretrained discriminator (round 0) of UGACH rows."""
     head = f"{'dataset':<22} {'method':<10} {'bits':>4} {'seed':>4} " \
-           f"{'MAP I->T':>9} {'MAP T->I':>9} {'@50 I->T':>9} {'@50 T->I':>9} {'train s':>8}"
+           f"{'MAP I->T':>9} {'MAP T->I':>9} {'@50 I->T':>9} {'@50 T->I':>9} " \
+           f"{'pre I->T':>9} {'pre T->I':>9} {'train s':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
+        pre = [f"{r[k]:>9.4f}" if r.get(k) is not None else f"{'-':>9}"
+               for k in ("pretrained_map_i2t", "pretrained_map_t2i")]
         lines.append(f"{r['dataset']:<22} {r['preset']:<10} {r['bits']:>4} {r['seed']:>4} "
                      f"{r['map_i2t']:>9.4f} {r['map_t2i']:>9.4f} {r['map50_i2t']:>9.4f} "
-                     f"{r['map50_t2i']:>9.4f} {r['train_seconds']:>8.1f}")
+                     f"{r['map50_t2i']:>9.4f} {pre[0]} {pre[1]} {r['train_seconds']:>8.1f}")
     return "\n".join(lines)
 
 
@@ -80,15 +61,19 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         groups.setdefault((r["preset"], r["bits"]), []).append(r)
     lines = [f"{'method':<10} {'bits':>4} {'seeds':>5} {'MAP I->T (mean+-std)':>22} "
-             f"{'MAP T->I (mean+-std)':>22}"]
+             f"{'MAP T->I (mean+-std)':>22} {'rounds add (mean of both)':>26}"]
 
     def pm(values: list[float]) -> str:
         mean, sd = mean_std(values)
         return f"{mean:>14.4f} +- " + (f"{sd:.4f}" if not math.isnan(sd) else f"{'-':<6}")
 
     for (preset, bits), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        gain = [(r["map_i2t"] + r["map_t2i"] - r["pretrained_map_i2t"]
+                 - r["pretrained_map_t2i"]) / 2 for r in rs
+                if r.get("pretrained_map_i2t") is not None]  # selected D - pretrained D
         lines.append(f"{preset:<10} {bits:>4} {len(rs):>5} "
-                     f"{pm([r['map_i2t'] for r in rs])} {pm([r['map_t2i'] for r in rs])}")
+                     f"{pm([r['map_i2t'] for r in rs])} {pm([r['map_t2i'] for r in rs])}"
+                     + (f" {pm(gain)}" if len(gain) == len(rs) else ""))
     return "\n".join(lines)
 
 
@@ -97,26 +82,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(data.summary())
     device = get_device(args.device)
     out = Path(args.out)  # created (or refused) by check_args
-    prov = provenance(device, args.command)
+    prov = provenance(args.command, device)  # the one schema (ugach_core.book.provenance)
     prov["smoke"] = prov["smoke"] or args.preset == "smoke"  # either shrinks the run
     rows: list[dict[str, Any]] = []
     seeds = args.seeds if args.seeds else [args.seed]
     for bits in args.bits:
         for seed in seeds:
-            if args.baseline:
-                t0 = time.perf_counter()
-                m = fit_cca_itq(data.img[data.train_idx], data.txt[data.train_idx], bits, seed=seed)
-                secs = time.perf_counter() - t0
-                sc = retrieval_scores(m.encode(data.img, "img"), m.encode(data.txt, "txt"), data)
+            if args.baseline:  # shrinkage chosen on validation pairs, then test scores
+                sc = cca_itq_scores(data, bits, seed=seed)
                 rows.append({"dataset": data.name, "synthetic": data.synthetic, "bits": bits,
-                             "preset": "cca_itq", "seed": seed, **sc, "train_seconds": secs,
-                             **prov})
+                             "preset": "cca_itq", "seed": seed, **sc, **prov})
             cfg = get_preset(args.preset, bits)
             if args.rounds is not None:
                 cfg = cfg.replace(rounds=args.rounds)
             print(cfg, flush=True)
             ckpt = Path(args.ckpt_dir or out) / f"ugach_{cfg.preset}_{bits}b_seed{seed}.pt"
-            cbs = [Checkpoint(ckpt, every=args.checkpoint_every)]
+            # LogTestMAP at round 0: the pretrained D's test MAP, reported next to the
+            # selected D's (never used for selection)
+            cbs = [Checkpoint(ckpt, every=args.checkpoint_every), LogTestMAP(rounds=[0])]
             if args.verbose:
                 cbs.append(PrintLogger())
             t0 = time.perf_counter()
@@ -134,15 +117,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             secs = time.perf_counter() - t0
             codes = trainer.codes("best")
             sc = retrieval_scores(codes["img"], codes["txt"], data)
+            r0 = next((h for h in trainer.history if h.get("round") == 0), {})
             # trainer.cfg: a resumed run goes on with the checkpoint's configuration
             rows.append({"dataset": data.name, "synthetic": data.synthetic, "bits": bits,
                          "preset": trainer.cfg.preset, "seed": seed, **sc,
                          "train_seconds": secs, "rounds_done": trainer.round,
                          "best_round": trainer.best_round, "val_map": trainer.best_score,
+                         "pretrained_map_i2t": r0.get("test_map_i2t"),
+                         "pretrained_map_t2i": r0.get("test_map_t2i"),
                          "checkpoint": str(ckpt) if args.ckpt_dir else ckpt.name,
                          "config": trainer.cfg.to_dict(), **prov})
             print(format_table(rows[-2:] if args.baseline else rows[-1:]), flush=True)
-            atomic_write_text(out / "results.json", json.dumps(rows, indent=1, default=float))
+            # rewritten after each run; every row carries its provenance record
+            atomic_write_text(out / "results.json", results_text(rows))
     print()
     if data.synthetic:
         print("NOTE: all results below are on SYNTHETIC data.")

@@ -196,13 +196,7 @@ def hamming_blocks(q_codes: PackedCodes | np.ndarray, db_codes: PackedCodes | np
 def hamming_distance(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np.ndarray,
                      block: int | None = None) -> np.ndarray:
     """All Hamming distances :math:`d_H(b_q, b_x)`: ``(Q, l)`` x ``(N, l)`` -> ``(Q, N)``
-    int32.
-
-    Codes: :class:`PackedCodes` (from :func:`pack_codes`) or 0/1 codes, packed on the fly;
-    query and database must have the same code length (``ValueError`` naming both
-    otherwise).  Popcount of XOR (``numpy.bitwise_count``), ``block`` queries at a time
-    (default: enough queries for about 4 M pairs per block), on a few threads.
-    """
+    int32, through :func:`hamming_blocks` (packed or 0/1 codes of one code length)."""
     out = np.empty((len(q_packed), len(db_packed)), dtype=np.int32)
 
     def fn(s: int, e: int, d: np.ndarray) -> None:

@@ -231,9 +231,8 @@ class Trainer:
         self._end_round(logs)
 
     def pretrained_state(self) -> dict[str, Any]:
-        """What pretraining leaves behind (D, its optimiser, the random stream, history);
-        :meth:`load_pretrained` on a trainer of the same seed and pretraining config then
-        continues exactly as if it had pretrained itself."""
+        """What pretraining leaves behind; :meth:`load_pretrained` continues from it exactly
+        (same seed and pretraining config)."""
         return copy.deepcopy({"D": self.D.state_dict(), "opt_pre": self.opt_pre.state_dict(),
                               "rng": self.rng.get_state(),
                               "history": [h for h in self.history if h["stage"] == "pretrain"]})
@@ -396,7 +395,6 @@ class Trainer:
             cb.on_round_end(self, logs)
 
     def _nonfinite(self, values: dict[str, float], nets: Iterable[str]) -> list[str]:
-        """What is NaN/inf among ``values`` and the weights of the nets ``nets``."""
         bad = [f"{k} is {v}" for k, v in values.items() if not math.isfinite(v)]
         for name in nets:
             params = list(getattr(self, name).named_parameters())

@@ -8,15 +8,17 @@ Colours are fixed per *meaning*, so a figure in chapter 6 reads like one in chap
 * ``COLORS["manifold"]``: a manifold pair :math:`x^M` from the correlation graph;
 * ``COLORS["baseline"]``: baselines, reference lines, chance levels.
 
-The palette is Okabe & Ito's colour-blind-safe set.  Helpers draw on a given ``Axes`` (or
-a new one) and return it; they never call ``plt.show()`` (the notebook does).
+The palette is Okabe & Ito's colour-blind-safe set.  :func:`set_book_style` applies it
+through seaborn's theme (``whitegrid``) plus the book's own sizes (:data:`BOOK_RC`).
+Helpers draw on a given ``Axes`` (or a new one) and return it; they never call
+``plt.show()`` (the notebook does).  seaborn (and pandas, which it needs) is imported by
+the functions that use it, on first use.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -37,6 +39,9 @@ CYCLE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
 #: Query-modality colour of each retrieval direction.
 DIRECTION_COLORS: dict[str, str] = {"i2t": COLORS["img"], "t2i": COLORS["txt"]}
 
+#: The book's matplotlib settings on top of seaborn's ``whitegrid`` theme (which already
+#: draws a light grid and, with :data:`CYCLE` as its palette, sets the colour cycle):
+#: the sizes, no top/right spines, legend frames, line widths, saved-figure settings.
 BOOK_RC: dict[str, Any] = {
     "figure.figsize": (6.4, 4.0),
     "figure.dpi": 100,
@@ -51,20 +56,21 @@ BOOK_RC: dict[str, Any] = {
     "legend.frameon": True,
     "legend.framealpha": 0.85,
     "legend.edgecolor": "none",
-    "axes.grid": True,
-    "grid.alpha": 0.3,
     "grid.linestyle": "-",
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": mpl.cycler(color=list(CYCLE)),
     "lines.linewidth": 2.0,
     "lines.markersize": 5,
 }
 
 
 def set_book_style() -> None:
-    """Apply the book's matplotlib settings (:data:`BOOK_RC`) to the current session."""
-    mpl.rcParams.update(BOOK_RC)
+    """Apply the book's figure style to the current session: seaborn's ``whitegrid`` theme
+    (``notebook`` context) with :data:`CYCLE` as the palette, then :data:`BOOK_RC`."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=list(CYCLE),
+                  color_codes=False, rc=BOOK_RC)
 
 
 def axes_or_new(ax: Axes | None) -> Axes:
@@ -229,3 +235,67 @@ def plot_round_logs(history: Sequence[Mapping[str, Any]], keys: Sequence[str] = 
 
 
 __all__ += ["plot_round_logs"]
+
+
+def plot_over_seeds(rows: Sequence[Mapping[str, Any]], x: str, y: str, hue: str | None = None,
+                    ax: Axes | None = None, kind: str = "point", order: Sequence[Any] | None = None,
+                    hue_order: Sequence[Any] | None = None,
+                    palette: Mapping[Any, str] | Sequence[str] | None = None,
+                    **kwargs: Any) -> Axes:
+    """Mean over seeds (or any repeated runs) with error bars of one *sample* standard
+    deviation, for results over seeds and variants (chapter 10 and the study).
+
+    ``rows``: one dict per run (e.g. the rows of :func:`ugach_core.book.ablations.run_grid`),
+    holding at least the columns ``x``, ``y`` (and ``hue``); the runs sharing a (``x``,
+    ``hue``) cell are aggregated.  For each cell seaborn draws the mean :math:`\\bar y` and a
+    bar of half-length
+
+    .. math:: s = \\sqrt{\\frac{1}{n-1} \\sum_{i=1}^n (y_i - \\bar y)^2}
+
+    (``errorbar="sd"``: pandas' ``std``, ``ddof=1``, the same :math:`s` as
+    :func:`ugach_core.evaluation.mean_std`); a cell with one run has no bar.
+
+    ``kind="point"``: :func:`seaborn.pointplot`, means not joined (pass ``linestyle="-"``
+    to join them along an ordered ``x``), levels of ``hue`` dodged apart; ``kind="bar"``:
+    :func:`seaborn.barplot`.  The orientation follows the data (a numeric ``x`` with a
+    categorical ``y`` gives horizontal rows).  ``order`` / ``hue_order``: the category
+    orders (default: first seen); ``palette``: a colour per ``hue`` level (a mapping or a
+    list; default the book's :data:`CYCLE`); other keyword arguments go to seaborn (e.g.
+    ``native_scale=True``, ``dodge=``, ``orient=``).  Returns the Axes.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    if kind not in ("point", "bar"):
+        raise ValueError(f"kind must be 'point' or 'bar', got {kind!r}")
+    cols = [c for c in (x, y, hue) if c is not None]
+    rows = list(rows)
+    if not rows:
+        raise ValueError("plot_over_seeds needs at least one row (one per run)")
+    for i, r in enumerate(rows):
+        missing = [c for c in cols if c not in r]
+        if missing:
+            raise ValueError(f"row {i} has no column(s) {missing}")
+    df = pd.DataFrame([{c: r[c] for c in cols} for r in rows])
+    ax = axes_or_new(ax)
+    kw: dict[str, Any] = {"errorbar": "sd", "capsize": 0.15}
+    if hue is None:
+        kw["color"] = CYCLE[0]
+    else:
+        n_levels = len(hue_order) if hue_order is not None else df[hue].nunique()
+        if palette is None and n_levels <= len(CYCLE):
+            palette = list(CYCLE[:n_levels])
+        kw["palette"] = palette
+    if kind == "point":
+        kw.update(linestyle="none", linewidth=1.5, markersize=6)
+        if hue is not None:
+            kw["dodge"] = 0.3
+    else:
+        kw["saturation"] = 1.0  # the book's colours as they are (seaborn dims bars)
+    kw.update(kwargs)
+    plot = sns.pointplot if kind == "point" else sns.barplot
+    plot(data=df, x=x, y=y, hue=hue, order=order, hue_order=hue_order, ax=ax, **kw)
+    return ax
+
+
+__all__ += ["plot_over_seeds"]

@@ -19,7 +19,6 @@ Derived in chapter 10 ("Ablations and baselines") of the book.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -30,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..baselines import fit_cca_itq
+from ..baselines import cca_itq_scores
 from ..config import UGACHConfig
 from ..data import CrossModalDataset
 from ..evaluation import mean_std, retrieval_scores
@@ -38,7 +37,8 @@ from ..train import Trainer
 
 METRICS = ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")
 # fields that act only after pretraining: variants differing only here share a pretrained D
-POST_PRETRAIN_FIELDS = ("k_img", "k_txt", "graph_metric", "rounds", "negatives")
+POST_PRETRAIN_FIELDS = ("k_img", "k_txt", "graph_metric", "rounds", "negatives", "positives",
+                        "g_pool_mask")
 
 
 @dataclass(frozen=True)
@@ -122,14 +122,9 @@ def run_variant(variant: Variant, data: CrossModalDataset, seed: int, bits: int,
     row: dict[str, Any] = {"variant": variant.name, "group": variant.group,
                            "note": variant.note, "seed": seed, "bits": bits,
                            "dataset": data.name, "synthetic": data.synthetic}
-    if variant.cfg is None:  # CCA-ITQ on the training pairs, as the command line does
-        t0 = time.perf_counter()
-        model = fit_cca_itq(data.img[data.train_idx], data.txt[data.train_idx], bits,
-                            seed=seed)
-        secs = time.perf_counter() - t0
-        sc = retrieval_scores(model.encode(data.img, "img"), model.encode(data.txt, "txt"),
-                              data)
-        row.update(sc, train_seconds=secs, config={"method": "cca_itq", "bits": bits})
+    if variant.cfg is None:  # CCA-ITQ, exactly as the command line's --baseline runs it
+        sc = cca_itq_scores(data, bits, seed=seed)  # scores, train_seconds, cca_reg, val_map
+        row.update(sc, config={"method": "cca_itq", "bits": bits, "reg": sc["cca_reg"]})
         return row
     if variant.cfg.bits != bits:
         raise ValueError(f"variant {variant.name!r} has {variant.cfg.bits} bits, not {bits}")
@@ -260,31 +255,50 @@ def plot_ablation(summary: Sequence[dict[str, Any]], ax: Any = None,
                   metrics: Sequence[tuple[str, str]] = (("map_i2t", "image→text"),
                                                         ("map_t2i", "text→image")),
                   reference: str | None = None, legend: bool = True) -> Any:
-    """Dot plot: one row per variant, mean MAP with error bars of one standard deviation
-    over seeds (no bar for a single seed), one colour per direction (``COLORS["img"]`` for
-    image queries, ``COLORS["txt"]`` for text queries).  ``reference``: a variant whose
-    means are drawn as dotted vertical lines.  ``legend=False``: no legend (e.g. to draw one
-    for the whole figure)."""
+    """Dot plot: one row per variant (first-seen order from the top, at heights
+    ``n-1, ..., 0``), mean MAP with error bars of one sample standard deviation over seeds
+    (a seaborn point plot, :func:`ugach_core.viz.plot_over_seeds`; no bar for a single
+    seed), one colour per direction (``COLORS["img"]`` for image queries, ``COLORS["txt"]``
+    for text queries).  ``reference``: a variant whose means are drawn as dotted vertical
+    lines.  ``legend=False``: no legend drawn, but the labelled markers stay on ``ax``
+    (e.g. for one legend of the whole figure from ``ax.get_legend_handles_labels()``).
+
+    ``summary``: either the per-seed rows of :func:`run_grid` (one dict per run; seaborn
+    computes mean and standard deviation from them) or the output of :func:`summarize`
+    (``m`` and ``m + "_std"`` per variant), drawn from two pseudo-runs
+    :math:`\\bar y \\pm s/\\sqrt2`, which have exactly the mean :math:`\\bar y` and the
+    sample standard deviation :math:`s` (one run when :math:`s` is NaN)."""
     import matplotlib.pyplot as plt
 
-    from ..viz import COLORS
+    from ..viz import COLORS, plot_over_seeds
 
+    is_summary = all(m + "_std" in s for s in summary for m, _ in metrics)
+    order = list(dict.fromkeys(s["variant"] for s in summary))
+    pos = {v: len(order) - 1 - i for i, v in enumerate(order)}  # first variant on top
+    runs: list[dict[str, Any]] = []
+    for s in summary:
+        for m, label in metrics:
+            sd = s[m + "_std"] if is_summary else math.nan
+            vals = [s[m]] if math.isnan(sd) else [s[m] - sd / math.sqrt(2),
+                                                  s[m] + sd / math.sqrt(2)]
+            runs += [{"variant": s["variant"], "y": pos[s["variant"]], "metric": label,
+                      "MAP": v} for v in vals]
     if ax is None:
-        _, ax = plt.subplots(figsize=(8.0, 0.38 * len(summary) + 1.2))
+        _, ax = plt.subplots(figsize=(8.0, 0.38 * len(order) + 1.2))
     colors = [COLORS["img"], COLORS["txt"], COLORS["generator"], COLORS["manifold"]]
-    y = np.arange(len(summary))[::-1]
-    offsets = np.linspace(-0.15, 0.15, len(metrics)) if len(metrics) > 1 else [0.0]
-    by = {s["variant"]: s for s in summary}
-    for (m, label), off, c in zip(metrics, offsets, colors):
-        means = np.array([s[m] for s in summary])
-        sds = np.array([s[m + "_std"] for s in summary])
-        ax.errorbar(means, y + off, xerr=np.where(np.isnan(sds), 0, sds), fmt="o", color=c,
-                    capsize=3, markersize=5, label=label)
-        if reference is not None and reference in by:
-            ax.axvline(by[reference][m], color=c, linestyle=":", linewidth=1)
-    ax.set_yticks(y)
-    ax.set_yticklabels([s["variant"] for s in summary])
+    labels = [label for _, label in metrics]
+    plot_over_seeds(runs, x="MAP", y="y", hue="metric", ax=ax, hue_order=labels,
+                    palette=dict(zip(labels, colors)), orient="h", native_scale=True,
+                    dodge=0.3 if len(metrics) > 1 else False)
+    if reference is not None and reference in pos:
+        for label, c in zip(labels, colors):
+            ref = [r["MAP"] for r in runs if r["variant"] == reference and r["metric"] == label]
+            ax.axvline(float(np.mean(ref)), color=c, linestyle=":", linewidth=1)
+    ax.set_yticks(list(pos.values()), labels=order)
+    ax.set_ylabel("")
     ax.set_xlabel("MAP@all (mean ± std over seeds)")
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()  # seaborn's, titled "metric"
     if legend:
         ax.legend(loc="best")
     return ax

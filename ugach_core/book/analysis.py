@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from ..callbacks import Callback
 from ..metrics import relevance
@@ -394,21 +395,27 @@ def plot_distance_histograms(hist: dict[str, np.ndarray], ax: Axes | None = None
                              density: bool = True, title: str | None = None,
                              legend: bool = True) -> Axes:
     """Relevant and irrelevant pairs' Hamming distances from :func:`distance_histograms`,
-    as two step histograms (``COLORS["manifold"]`` relevant, ``COLORS["baseline"]``
-    irrelevant); ``density=True`` scales each to sum 1 (their sizes differ a lot).
-    The legend (``legend=True``) gives the number of pairs of each kind."""
+    as two filled step histograms (:func:`seaborn.histplot` of the radii weighted by the
+    pair counts, one bin per distance; ``COLORS["manifold"]`` relevant,
+    ``COLORS["baseline"]`` irrelevant); ``density=True`` scales each to sum 1 (their sizes
+    differ a lot).  Each histogram is labelled with its number of pairs, so
+    ``ax.get_legend_handles_labels()`` gives a figure legend even with ``legend=False``;
+    ``legend=True`` draws it on ``ax``."""
+    import seaborn as sns
+
     ax = axes_or_new(ax)
     r = np.asarray(hist["radius"])
     for key, color, name in (("irrelevant", COLORS["baseline"], "irrelevant pairs"),
                              ("relevant", COLORS["manifold"], "relevant pairs")):
         n = np.asarray(hist[key], dtype=np.float64)
-        y = n / max(n.sum(), 1.0) if density else n
-        ax.step(r, y, where="mid", color=color, label=f"{name} ({int(n.sum()):,})")
-        ax.fill_between(r, y, step="mid", color=color, alpha=0.15, linewidth=0)
+        sns.histplot(x=r, weights=n, discrete=True, element="step", fill=True, alpha=0.15,
+                     stat="probability" if density and n.sum() > 0 else "count",
+                     color=color, linewidth=2.0, label=f"{name} ({int(n.sum()):,})", ax=ax)
     ax.set_xlabel("Hamming distance $d_H$")
     ax.set_ylabel("fraction of pairs" if density else "pairs")
     ax.set_xlim(r[0] - 0.5, r[-1] + 0.5)
     ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         ax.set_title(title)
     if legend:
@@ -434,22 +441,31 @@ def plot_bit_balance(balance: np.ndarray, ax: Axes | None = None, color: str | N
 
 
 def plot_bit_correlation(corr: np.ndarray, ax: Axes | None = None, title: str | None = None):
-    """Heatmap of a bit correlation matrix (from :func:`bit_correlation`), diverging
-    colours fixed to [-1, 1] (NaN of constant bits drawn grey).  Returns the image, for
+    """Heatmap of a bit correlation matrix (from :func:`bit_correlation`) with
+    :func:`seaborn.heatmap`: square cells, bits numbered from 1, diverging colours fixed
+    to [-1, 1] (NaN of constant bits drawn grey), no colour bar of its own.  Returns the
+    drawn mesh (a ``QuadMesh``; its ``get_array()`` is the matrix, NaN masked), for
     ``fig.colorbar``."""
     import matplotlib as mpl
+    import seaborn as sns
 
     ax = axes_or_new(ax)
     c = np.asarray(corr, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"corr must be a square matrix, got shape {c.shape}")
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad=COLORS["baseline"])
-    im = ax.imshow(np.ma.masked_invalid(c), cmap=cmap, vmin=-1, vmax=1,
-                   interpolation="nearest", extent=(0.5, len(c) + 0.5, len(c) + 0.5, 0.5))
-    ax.grid(False)
+    sns.heatmap(c, cmap=cmap, vmin=-1, vmax=1, square=True, cbar=False, xticklabels=False,
+                yticklabels=False, ax=ax)
+    ticks = MaxNLocator(nbins=5, integer=True, min_n_ticks=1,
+                        steps=[1, 1.6, 2, 4, 8, 10]).tick_values(1, len(c))  # 8, 16, 24, 32
+    ticks = ticks[(ticks >= 1) & (ticks <= len(c))].astype(int)  # bit k: cell [k-1, k]
+    ax.set_xticks(ticks - 0.5, labels=ticks)
+    ax.set_yticks(ticks - 0.5, labels=ticks)
     ax.set_xlabel("bit $k'$")
     ax.set_ylabel("bit $k$")
     if title:
         ax.set_title(title)
-    return im
+    return ax.collections[-1]
 
 
 def plot_umap(xy_img: np.ndarray, xy_txt: np.ndarray, labels_img: np.ndarray,

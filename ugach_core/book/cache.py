@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-import numpy as np
 import torch
 
 from ..checkpoint import data_fingerprint
