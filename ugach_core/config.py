@@ -23,7 +23,7 @@ VALID_BITS_RANGE = (1, 4096)
 # pretrained D alone, g_epochs=0 a frozen G; a round always has a D step)
 _INT_MIN = {"hidden": 1, "k_img": 0, "k_txt": 0, "pretrain_epochs": 0, "pretrain_batch": 1,
             "rounds": 0, "d_epochs": 1, "g_epochs": 0, "d_batch": 1, "g_batch": 1,
-            "pool_min": 1, "n_samples": 1, "eval_every": 1}
+            "pool_min": 1, "n_samples": 1, "eval_every": 1, "fn_guard": 0}
 # real fields: True if they must be > 0, False if >= 0 (always finite)
 _REAL_MIN0 = {"init_std": True, "margin": False, "weight_decay": False, "pretrain_lr": True,
               "d_lr": True, "g_lr": True, "temperature": True}
@@ -80,7 +80,8 @@ class UGACHConfig:
     temperature: float = 1.0  # of G's softmax over -d
     # "generator": D's negatives are G's picks (UGACH); "random": uniformly random
     # non-neighbours from the pool and no G step (the "no GAN" ablation, chapter 10)
-    negatives: Literal["generator", "random"] = "generator"
+    # "mixed": half of each query's negatives from G, half uniform (a false-negative remedy)
+    negatives: Literal["generator", "random", "mixed"] = "generator"
     # manifold pairs x^M: uniform over the neighbour list's columns ("columns"), or each
     # listed item once and the n_samples of a query distinct ("distinct", authors' code)
     positives: Literal["columns", "distinct"] = "columns"
@@ -90,6 +91,12 @@ class UGACHConfig:
     # pretraining negatives: a fresh random item per query and epoch ("fresh"), or one per
     # query drawn once for all epochs ("fixed", authors' code)
     pretrain_negatives: Literal["fresh", "fixed"] = "fresh"
+    # false-negative remedies (0 / False: off).  fn_guard: D's negatives may not be among
+    # the query's fn_guard nearest training items in D's code space (likely its class);
+    # reward_band: a pick closer to q than its manifold pair (f > m) earns the reward of
+    # f' = 2m - f, so G aims at the band around d(q, x^M) instead of "as close as possible"
+    fn_guard: int = 0
+    reward_band: bool = False
     # --- model selection -------------------------------------------------------------
     val_fraction: float = 0.1  # held-out training pairs used to pick the best D
     eval_every: int = 1  # rounds between validations
@@ -117,8 +124,9 @@ class UGACHConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (_is_real(self.pool_fraction) and 0 < self.pool_fraction <= 1):
             raise ValueError(f"pool_fraction must be in (0, 1], got {self.pool_fraction}")
-        if not isinstance(self.g_pool_mask, bool):
-            raise ValueError(f"g_pool_mask must be True or False, got {self.g_pool_mask!r}")
+        for name in ("g_pool_mask", "reward_band", "reward_baseline"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not (_is_real(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1) (0: no validation split), got "
                              f"{self.val_fraction}")

@@ -97,6 +97,13 @@ def reward(f: torch.Tensor, kind: str = "sigmoid") -> torch.Tensor:
     raise ValueError(f"kind must be 'sigmoid' or 'log', got {kind!r}")
 
 
+def band_score(f: torch.Tensor, margin: float) -> torch.Tensor:
+    """The ``reward_band`` remedy: :math:`f' = f` for :math:`f \\le m`, :math:`2m - f`
+    beyond, so a pick closer to the query than its manifold pair (a likely false
+    negative) earns less than one at the manifold pair's distance.  Chapter 10."""
+    return torch.where(f > margin, 2 * margin - f, f)
+
+
 def reinforce_loss(log_p: torch.Tensor, r: torch.Tensor,
                    baseline: torch.Tensor | float | None = None) -> torch.Tensor:
     """REINFORCE surrogate whose gradient is the policy gradient.

@@ -41,12 +41,22 @@ def membership(pool: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
     return (pool[:, :, None] == sets[:, None, :]).any(-1)
 
 
-def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor) -> torch.Tensor:
-    """True where a pool item is a manifold pair of its query, :math:`x \\in N(q)`: the
-    authors reject such draws, so the eligible set is :math:`E_q = P_q \\setminus N(q)`.
-    A row made only of manifold pairs is left whole (all False).  Chapter 4."""
-    member = membership(pool, neighbors_q)
+def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor,
+                   also: torch.Tensor | None = None) -> torch.Tensor:
+    """True where a pool item is a manifold pair of its query, :math:`x \\in N(q)` (or
+    flagged in ``also``): the authors reject such draws, so the eligible set is
+    :math:`E_q = P_q \\setminus N(q)`.  A row with nothing left is left whole (all
+    False).  Chapter 4."""
+    member = membership(pool, neighbors_q) if also is None else \
+        membership(pool, neighbors_q) | also
     return member & ~member.all(1, keepdim=True)
+
+
+def nearest(d_pool: torch.Tensor, d_all: torch.Tensor, k: int) -> torch.Tensor:
+    """True where a pool item is among the ``k`` nearest of all items to its query:
+    ``d_pool (b, P)`` distances to the pool, ``d_all (b, n)`` to every item (the
+    ``fn_guard`` remedy keeps G's picks out of D's own top-k)."""
+    return d_pool <= d_all.kthvalue(min(k, d_all.shape[1]), dim=1, keepdim=True).values
 
 
 def positives(neighbors: torch.Tensor, q: torch.Tensor, s: int, gen: torch.Generator,
@@ -92,5 +102,5 @@ def other_items(q: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     return (q + torch.randint(n - 1, (len(q),), generator=gen).to(q.device) + 1) % n
 
 
-__all__ = ["batches", "draw", "exclusion_mask", "membership", "other_items", "positives",
+__all__ = ["batches", "draw", "exclusion_mask", "membership", "nearest", "other_items", "positives",
            "random_pools", "uniform_draw"]

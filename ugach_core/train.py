@@ -38,7 +38,7 @@ from .checkpoint import CheckpointError, data_fingerprint, read_checkpoint
 from .config import UGACHConfig
 from .data import CrossModalDataset
 from .graph import manifold_neighbors
-from .losses import (discriminator_loss, generator_log_probs, pairwise_sq_dist,
+from .losses import (band_score, discriminator_loss, generator_log_probs, pairwise_sq_dist,
                      reinforce_loss, reward, sq_dist, triplet_score)
 from .model import CrossModalHashNet, Discriminator, Generator
 from .retrieval import encode
@@ -137,7 +137,7 @@ class Trainer:
                                     "d_loss": self.train_discriminator(triplets)}  # 2.
             if r % self.cfg.eval_every == 0 or r == self.cfg.rounds:
                 logs.update(self.validate())  # 3. validation MAP
-            if self.cfg.g_epochs > 0 and self.cfg.negatives == "generator":
+            if self.cfg.g_epochs > 0 and self.cfg.negatives != "random":
                 logs["g_loss"], logs["reward"] = self.train_generator()  # 4. REINFORCE
             logs["seconds"] = time.perf_counter() - t0
             self.round = r
@@ -189,7 +189,7 @@ class Trainer:
             h_q, h_x = codes[qm][q], codes[xm]
             pos = self._positives(q, cfg.n_samples)
             f = triplet_score(sq_dist(h_q, h_x[pos]), sq_dist(h_q, h_x[items]), cfg.margin)
-            r = reward(f, cfg.reward)
+            r = reward(band_score(f, cfg.margin) if cfg.reward_band else f, cfg.reward)
         loss = reinforce_loss(log_p, r, r.mean(1, keepdim=True) if cfg.reward_baseline else None)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,9 +248,13 @@ class Trainer:
     def sample_triplets(self) -> Triplets:
         """Step 1 of a round: ``n_samples`` negatives per query, each paired with a manifold
         pair.  Returns ``{"i2t"|"t2i": (q, x_M, x_G)}``, each ``(n * S,)``.  Negatives
-        are G's draws, or uniform non-neighbours with ``negatives="random"``."""
-        n, s = len(self.fit_idx), self.cfg.n_samples
-        h_all = self.relaxed_codes(self.G) if self.cfg.negatives == "generator" else None
+        are G's draws, uniform non-neighbours (``negatives="random"``) or half of each
+        (``"mixed"``); with ``fn_guard`` never among D's own nearest items of the query."""
+        cfg, n = self.cfg, len(self.fit_idx)
+        s_g = {"generator": cfg.n_samples, "random": 0, "mixed": (cfg.n_samples + 1) // 2}[
+            cfg.negatives]  # per query: G's draws, the rest uniform
+        h_g = self.relaxed_codes(self.G) if s_g else None  # G is fixed while it samples
+        h_d = self.relaxed_codes(self.D) if cfg.fn_guard else None
         chunk = max(1, min(1024, (1 << 24) // n))  # (chunk, n) distances: <= 64 MB
         out = {}
         for key, (qm, xm) in DIRECTIONS.items():
@@ -258,18 +262,22 @@ class Trainer:
             for start in range(0, n, chunk):
                 q = torch.arange(start, min(n, start + chunk), device=self.device)
                 pool = sampling.random_pools(n, self.pool_size, len(q), self.rng, self.device)
-                excluded = sampling.exclusion_mask(pool, self.neighbors[q])
-                if h_all is not None:  # G's distances to every item, gathered per pool
+                guard = None if h_d is None else sampling.nearest(  # D's own top-k
+                    *_pool_and_all(h_d[qm][q], h_d[xm], pool), cfg.fn_guard)
+                excluded = sampling.exclusion_mask(pool, self.neighbors[q], guard)
+                cols = []
+                if h_g is not None:  # G's distances to every item, gathered per pool
                     with torch.no_grad():
                         h_q = self.G.encode(self.train_features[qm][q], qm)
-                        d = pairwise_sq_dist(h_q, h_all[xm]).gather(1, pool)
-                    log_p = generator_log_probs(d, self.cfg.temperature, excluded)
-                    cols = sampling.draw(log_p, s, self.rng)
-                else:
-                    cols = sampling.uniform_draw(excluded, s, self.rng)
-                qs.append(q.repeat_interleave(s))
+                        d = pairwise_sq_dist(h_q, h_g[xm]).gather(1, pool)
+                    log_p = generator_log_probs(d, cfg.temperature, excluded)
+                    cols.append(sampling.draw(log_p, s_g, self.rng))
+                if s_g < cfg.n_samples:
+                    cols.append(sampling.uniform_draw(excluded, cfg.n_samples - s_g, self.rng))
+                cols = torch.cat(cols, 1) if len(cols) > 1 else cols[0]
+                qs.append(q.repeat_interleave(cfg.n_samples))
                 gs.append(pool.gather(1, cols).reshape(-1))
-                ps.append(self._positives(q, s).reshape(-1))
+                ps.append(self._positives(q, cfg.n_samples).reshape(-1))
             out[key] = (torch.cat(qs), torch.cat(ps), torch.cat(gs))
         return out
 
@@ -489,6 +497,13 @@ class Trainer:
         trainer._fingerprint = sd["dataset"].get("fingerprint")
         trainer.load_state_dict(sd)
         return trainer
+
+
+def _pool_and_all(h_q: torch.Tensor, h_all: torch.Tensor, pool: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances of queries to their pool items and to every item, ``(b, P)``, ``(b, n)``."""
+    d_all = pairwise_sq_dist(h_q, h_all)
+    return d_all.gather(1, pool), d_all
 
 
 def _mean(values: list[torch.Tensor]) -> float:

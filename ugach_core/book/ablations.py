@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..baselines import cca_itq_scores
+from ..callbacks import LogTestMAP
 from ..config import UGACHConfig
 from ..data import CrossModalDataset
 from ..evaluation import mean_std, retrieval_scores
@@ -38,7 +39,10 @@ from ..train import Trainer
 METRICS = ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")
 # fields that act only after pretraining: variants differing only here share a pretrained D
 POST_PRETRAIN_FIELDS = ("k_img", "k_txt", "graph_metric", "rounds", "negatives", "positives",
-                        "g_pool_mask")
+                        "g_pool_mask", "fn_guard", "reward_band", "d_lr", "g_lr",
+                        "temperature", "g_softmax", "reward", "reward_baseline", "d_epochs",
+                        "g_epochs", "d_batch", "g_batch", "n_samples", "pool_fraction",
+                        "pool_min", "eval_every")
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ def train_variant(cfg: UGACHConfig, data: CrossModalDataset, seed: int,
     the wall time, so the time always covers a whole run."""
     key = (pretrain_key(cfg), seed)
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, data, seed=seed, progress=False)
+    trainer = Trainer(cfg, data, seed=seed, progress=False,
+                      callbacks=[LogTestMAP(rounds=[0])])  # the pretrained D's test MAP
     extra = 0.0
     if cache is not None and key in cache:
         state, extra = cache[key]
@@ -118,7 +123,8 @@ def run_variant(variant: Variant, data: CrossModalDataset, seed: int, bits: int,
                 ) -> dict[str, Any]:
     """One row: scores (:data:`METRICS`) of the validation-selected D, the same scores of
     the last D (``last_map_i2t``, ...; UGACH variants only), wall time ``train_seconds``,
-    rounds run, the selected round ``best_round`` and the config."""
+    rounds run, the selected round ``best_round``, the config, and the test MAP@all of the
+    pretrained D (``pretrained_map_i2t``, ``pretrained_map_t2i``; never used to select)."""
     row: dict[str, Any] = {"variant": variant.name, "group": variant.group,
                            "note": variant.note, "seed": seed, "bits": bits,
                            "dataset": data.name, "synthetic": data.synthetic}
@@ -134,6 +140,8 @@ def run_variant(variant: Variant, data: CrossModalDataset, seed: int, bits: int,
     last = trainer.codes("current")  # D after the last round, whatever validation says
     sc_last = retrieval_scores(last["img"], last["txt"], data)
     row.update({f"last_{k}": v for k, v in sc_last.items()})
+    r0 = next(h for h in trainer.history if h.get("round") == 0)
+    row.update(pretrained_map_i2t=r0["test_map_i2t"], pretrained_map_t2i=r0["test_map_t2i"])
     row.update(sc, train_seconds=secs, rounds_done=trainer.round,
                best_round=trainer.best_round, val_map=trainer.best_score,
                config=variant.cfg.to_dict())

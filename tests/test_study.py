@@ -1,0 +1,51 @@
+"""benchmarks/study.py (the study of what makes UGACH work), run in its quick mode."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import study  # noqa: E402
+
+from ugach_core.book.provenance import PROVENANCE_KEYS  # noqa: E402
+from ugach_core.config import fast  # noqa: E402
+
+
+def test_quick_study_rows_carry_pretrained_and_selected_map(tmp_path, capsys):
+    out = tmp_path / "study.json"
+    assert study.main(["--quick", "--data", "synthetic", "--seeds", "0", "--bits", "16",
+                       "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["provenance"]["complete"] is True
+    assert all(k in rec["provenance"] for k in PROVENANCE_KEYS)
+    rows = rec["rows"]
+    assert [r["variant"] for r in rows] == ["pretrained D only", "graph + G negatives",
+                                            "graph + random negatives"]
+    for r in rows:
+        assert r["smoke"] is True and r["dataset"] == "synthetic"
+        assert 0 <= r["pretrained_map_i2t"] <= 1 and 0 <= r["pretrained_map_t2i"] <= 1
+    # rounds=0: the selected D is the pretrained one
+    assert rows[0]["map_i2t"] == pytest.approx(rows[0]["pretrained_map_i2t"], abs=1e-12)
+    # the three variants share one pretraining: the same pretrained D
+    assert len({(r["pretrained_map_i2t"], r["pretrained_map_t2i"]) for r in rows}) == 1
+    assert "synthetic: chosen on validation:" in capsys.readouterr().out
+
+
+def test_quick_rows_never_go_into_book_results():
+    with pytest.raises(SystemExit):
+        study.main(["--quick", "--data", "synthetic", "--out",
+                    str(REPO / "book" / "results" / "study" / "x.json")])
+
+
+def test_study_grid_names_and_reasons():
+    v = study.study_variants(fast(32))
+    assert len({x.name for x in v}) == len(v)
+    remedies = [x for x in v if x.group == "remedy" and x.cfg.negatives != "random"]
+    assert len(remedies) >= 2 and all(x.note for x in remedies)
+    assert v[-1].cfg is None  # CCA-ITQ
