@@ -86,11 +86,11 @@ def load_set(name: str, seed: int) -> CrossModalDataset:
 def winners(rows: list[dict[str, Any]]) -> list[str]:
     """Per data set: the UGACH variant (with rounds) of best mean validation MAP, and its
     test gain over its own pretrained D (mean over seeds and both directions)."""
-    lines = []
-    for ds in sorted({r["dataset"] for r in rows}):
+    lines, base = [], lambda r: r["dataset"].split("-split")[0]  # CUB-10: one split a seed
+    for ds in sorted({base(r) for r in rows}):
         by: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            if r["dataset"] == ds and "pretrained_map_i2t" in r and r["rounds_done"] > 0:
+            if base(r) == ds and "pretrained_map_i2t" in r and r["rounds_done"] > 0:
                 by.setdefault(r["variant"], []).append(r)
         if not by:
             continue
