@@ -13,6 +13,9 @@ Writes ``book/results/study/results.json`` atomically after every row
 (``{"provenance": {...}, "rows": [...]}``, the one provenance record).  A full run is
 hours on a 2-core CPU (5 seeds x 3 data sets x ~17 variants); ``--quick`` runs the smoke
 configuration of three variants for one seed on the small synthetic set (the test).
+``--merge`` keeps the rows of the data sets not run now from an existing file, and their
+provenance records under ``provenance["earlier"]`` (each names its ``data``), so data sets
+can be run one at a time.
 
     PYTHONPATH=. UGACH_DATA=/path/to/data nice -n 5 python benchmarks/study.py
 """
@@ -20,6 +23,7 @@ configuration of three variants for one seed on the small synthetic set (the tes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -29,14 +33,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ugach_core.book.ablations import Variant, run_grid  # noqa: E402
 from ugach_core.book.provenance import provenance, write_results  # noqa: E402
+from ugach_core.book.study import derived, winner_lines  # noqa: E402
 from ugach_core.config import UGACHConfig, fast, smoke  # noqa: E402
 from ugach_core.data import CrossModalDataset, load, make_mirflickr_synthetic  # noqa: E402
-from ugach_core.evaluation import mean_std  # noqa: E402
 
 OUT = REPO / "book" / "results" / "study" / "results.json"
 DATASETS = ("cub10", "wikipedia", "mirflickr-synthetic")
@@ -83,24 +86,16 @@ def load_set(name: str, seed: int) -> CrossModalDataset:
     return load(name)
 
 
-def winners(rows: list[dict[str, Any]]) -> list[str]:
-    """Per data set: the UGACH variant (with rounds) of best mean validation MAP, and its
-    test gain over its own pretrained D (mean over seeds and both directions)."""
-    lines, base = [], lambda r: r["dataset"].split("-split")[0]  # CUB-10: one split a seed
-    for ds in sorted({base(r) for r in rows}):
-        by: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            if base(r) == ds and "pretrained_map_i2t" in r and r["rounds_done"] > 0:
-                by.setdefault(r["variant"], []).append(r)
-        if not by:
-            continue
-        best = max(by, key=lambda k: np.mean([r["val_map"] for r in by[k]]))
-        gain = [(r["map_i2t"] + r["map_t2i"] - r["pretrained_map_i2t"]
-                 - r["pretrained_map_t2i"]) / 2 for r in by[best]]
-        m, s = mean_std(gain)
-        lines.append(f"{ds}: chosen on validation: {best!r}; test MAP gain over its "
-                     f"pretrained D {m:+.4f} +- {s:.4f} ({len(gain)} seeds)")
-    return lines
+def merge_earlier(old: dict[str, Any], data: list[str]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of an earlier results file whose data set is not in ``data``, and the
+    provenance records that computed them (the earlier file's own, then its ``earlier``)."""
+    base = [d.split("-split")[0] for d in data]
+    kept = [r for r in old["rows"] if r["dataset"].split("-split")[0] not in base]
+    prov = dict(old["provenance"])
+    records = [*prov.pop("earlier", []), prov]
+    left = {r["dataset"].split("-split")[0] for r in kept}
+    return kept, [p for p in records if left & set(p.get("data", []))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke configuration, three variants (a check of the script)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of other data sets from an existing --out file")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     if args.quick and args.out.resolve().is_relative_to((REPO / "book" / "results").resolve()):
@@ -126,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                       bits=args.bits, seeds=args.seeds, smoke=args.quick,
                       script="benchmarks/study.py", load_average_start=list(os.getloadavg()))
     rows: list[dict[str, Any]] = []
+    if args.merge and args.out.exists():
+        kept, earlier = merge_earlier(json.loads(args.out.read_text()), args.data)
+        rows.extend(kept)
+        prov["earlier"] = earlier
     t_start = time.perf_counter()
 
     def write(final: bool = False) -> None:
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             run_grid(load_set(name, seed), variants, [seed], args.bits, on_row=on_row)
     write(final=True)
-    print("\n".join(["", *winners(rows), f"wrote {args.out}"]))
+    print("\n".join(["", *winner_lines([derived(r) for r in rows]),
+                     f"wrote {args.out}"]))
     return 0
 
 

@@ -49,3 +49,17 @@ def test_study_grid_names_and_reasons():
     remedies = [x for x in v if x.group == "remedy" and x.cfg.negatives != "random"]
     assert len(remedies) >= 2 and all(x.note for x in remedies)
     assert v[-1].cfg is None  # CCA-ITQ
+
+
+def test_merge_keeps_other_data_sets_and_their_provenance():
+    old = {"provenance": {"commit": "a", "data": ["cub10"],
+                          "earlier": [{"commit": "0", "data": ["synthetic"]}]},
+           "rows": [{"dataset": "cub10-split0", "variant": "x"},
+                    {"dataset": "wikipedia", "variant": "x"},
+                    {"dataset": "synthetic", "variant": "y"}]}
+    kept, earlier = study.merge_earlier(old, ["wikipedia"])
+    assert [r["dataset"] for r in kept] == ["cub10-split0", "synthetic"]
+    assert [p["commit"] for p in earlier] == ["0", "a"]
+    assert all("earlier" not in p for p in earlier)
+    kept, earlier = study.merge_earlier(old, ["cub10", "synthetic"])
+    assert [r["dataset"] for r in kept] == ["wikipedia"] and earlier == []

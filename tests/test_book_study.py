@@ -1,0 +1,51 @@
+"""ugach_core.book.study: the gain of the rounds, summaries over seeds, validation winners."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+from ugach_core.book import study  # noqa: E402
+
+
+def _row(dataset, variant, seed, test, pre, val, rounds=10, negatives="generator"):
+    cfg = {"rounds": rounds, "negatives": negatives}
+    return {"dataset": dataset, "variant": variant, "seed": seed, "map_i2t": test - 0.01,
+            "map_t2i": test + 0.01, "pretrained_map_i2t": pre, "pretrained_map_t2i": pre,
+            "val_map": val, "config": cfg}
+
+
+ROWS = [_row("cub10-split0", "G", 0, 0.55, 0.50, 0.60),
+        _row("cub10-split1", "G", 1, 0.57, 0.50, 0.62),
+        _row("cub10-split0", "random", 0, 0.60, 0.50, 0.58, negatives="random"),
+        _row("cub10-split1", "random", 1, 0.62, 0.50, 0.59, negatives="random"),
+        _row("cub10-split0", "pre", 0, 0.50, 0.50, 0.70, rounds=0),
+        _row("cub10-split1", "pre", 1, 0.50, 0.50, 0.70, rounds=0),
+        {"dataset": "wikipedia", "variant": "CCA-ITQ", "seed": 0, "map_i2t": 0.2,
+         "map_t2i": 0.3, "val_map": 0.9, "config": None}]
+
+
+def test_gain_summary_and_winners(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"provenance": {"commit": "x"}, "rows": ROWS}))
+    prov, rows = study.study_rows(path)
+    assert prov == {"commit": "x"} and {r["data"] for r in rows} == {"cub10", "wikipedia"}
+    assert rows[0]["gain"] == pytest.approx(0.05) and rows[0]["generator"]
+    assert "gain" not in rows[4] and "gain" not in rows[6]  # no rounds: no gain
+    summ = study.summary(rows)
+    g = summ[("cub10", "G")]
+    assert g["n"] == 2 and g["gain"] == pytest.approx(0.06)
+    assert g["gain_std"] == pytest.approx(0.02 ** 0.5 / 10)  # sample std of 0.05, 0.07
+    # the pretrained D (no rounds) has the best validation MAP but is never a winner
+    assert study.winner(summ, "cub10") == "G"
+    assert study.winner(summ, "cub10", generator=False) == "random"
+    with pytest.raises(ValueError, match="no variant"):
+        study.winner(summ, "wikipedia")
+    (line,) = study.winner_lines(rows)
+    assert line.startswith("cub10: chosen on validation: 'G'; test MAP gain") and "+0.0600" in line
+    ax = study.plot_gains(rows)
+    assert ax.get_xlabel().startswith("test MAP gain")

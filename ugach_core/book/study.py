@@ -1,0 +1,119 @@
+"""The study of what makes UGACH work (``benchmarks/study.py``), read for chapter 10 and the
+README: gains of the rounds over the pretrained discriminator, the validation winners, and
+one figure.
+
+For a run with test MAP :math:`M_{I\\to T}, M_{T\\to I}` of its validation-selected D and
+:math:`M^0_{I\\to T}, M^0_{T\\to I}` of its pretrained D (round 0), the gain of the rounds is
+
+.. math:: \\Delta = \\tfrac12\\big(M_{I\\to T} + M_{T\\to I}\\big)
+          - \\tfrac12\\big(M^0_{I\\to T} + M^0_{T\\to I}\\big),
+
+reported as mean :math:`\\pm` sample standard deviation over seeds.  Winners are chosen on
+validation MAP only (mean over seeds); the test gain is reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..evaluation import mean_std
+
+PRETTY = {"cub10": "CUB-10", "wikipedia": "Wikipedia",
+          "mirflickr-synthetic": "MIRFlickr-shaped SYNTHETIC", "synthetic": "SYNTHETIC"}
+
+
+def data_name(dataset: str) -> str:
+    """The data set of a row (``cub10-split3`` -> ``cub10``: one split per seed)."""
+    return dataset.split("-split")[0]
+
+
+def derived(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Row ``r`` of a study results file with ``data`` (the data set), ``test_map`` (mean
+    of both directions), ``gain`` (:math:`\\Delta`, rows with rounds only), ``generator``
+    (whether G picked any of D's negatives) and ``rounds`` (the configured number of
+    rounds; 0 for the pretrained D and CCA-ITQ) added."""
+    cfg = r.get("config") or {}
+    out = {**r, "data": data_name(r["dataset"]), "rounds": int(cfg.get("rounds", 0)),
+           "test_map": (r["map_i2t"] + r["map_t2i"]) / 2}
+    out["generator"] = out["rounds"] > 0 and cfg.get("negatives") != "random"
+    if "pretrained_map_i2t" in r and out["rounds"] > 0:
+        out["gain"] = out["test_map"] - (r["pretrained_map_i2t"]
+                                         + r["pretrained_map_t2i"]) / 2
+    return out
+
+
+def study_rows(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(provenance, rows)`` of a study results file, each row :func:`derived`."""
+    rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    return rec["provenance"], [derived(r) for r in rec["rows"]]
+
+
+def summary(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(data, variant): {n, test_map, test_map_std, gain, gain_std, val_map,
+    generator, rounds}}``: means and sample standard deviations over seeds."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["variant"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        s: dict[str, Any] = {"n": len(rs), "generator": rs[0]["generator"],
+                             "rounds": rs[0]["rounds"]}
+        for k in ("test_map", "gain"):
+            if all(k in r for r in rs):
+                s[k], s[k + "_std"] = mean_std([r[k] for r in rs])
+        vals = [r["val_map"] for r in rs if r.get("val_map") is not None]
+        s["val_map"] = float(np.mean(vals)) if len(vals) == len(rs) else float("nan")
+        out[key] = s
+    return out
+
+
+def winner(summ: Mapping[tuple[str, str], Mapping[str, Any]], data: str,
+           generator: bool | None = None) -> str:
+    """The variant with adversarial rounds of best mean validation MAP on ``data``
+    (``generator``: only variants with / without G's negatives; None: any)."""
+    cands = {v: s["val_map"] for (d, v), s in summ.items()
+             if d == data and s["rounds"] > 0 and not np.isnan(s["val_map"])
+             and (generator is None or s["generator"] == generator)}
+    if not cands:
+        raise ValueError(f"no variant with rounds and a validation MAP on {data!r}")
+    return max(cands, key=cands.get)
+
+
+def winner_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per data set: the validation winner and its test gain (mean +- std);
+    ``rows`` as :func:`derived` returns them."""
+    summ, lines = summary(rows), []
+    for d in sorted({r["data"] for r in rows}):
+        try:
+            best = winner(summ, d)
+        except ValueError:
+            continue
+        s = summ[(d, best)]
+        lines.append(f"{d}: chosen on validation: {best!r}; test MAP gain over its "
+                     f"pretrained D {s['gain']:+.4f} +- {s['gain_std']:.4f} ({s['n']} seeds)")
+    return lines
+
+
+def plot_gains(rows: Sequence[Mapping[str, Any]], order: Sequence[str] | None = None,
+               ax: Any = None) -> Any:
+    """The gain :math:`\\Delta` of every variant with rounds (rows) on every data set
+    (colours): mean over seeds with sample-std error bars; the line at 0 is the pretrained
+    D.  Returns the Axes."""
+    from ..viz import COLORS, plot_over_seeds
+
+    shown = [{**r, "data set": PRETTY.get(r["data"], r["data"])} for r in rows if "gain" in r]
+    dodge = 0.45 if len({r["data set"] for r in shown}) > 1 else False
+    ax = plot_over_seeds(shown, x="gain", y="variant", hue="data set", order=order, ax=ax,
+                         dodge=dodge)
+    ax.axvline(0, color=COLORS["baseline"], linestyle=":", linewidth=1)
+    ax.set_xlabel("test MAP gain over the pretrained D (mean of both directions)")
+    ax.set_ylabel("")
+    return ax
+
+
+__all__ = ["PRETTY", "data_name", "derived", "plot_gains", "study_rows", "summary", "winner",
+           "winner_lines"]
