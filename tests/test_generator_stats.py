@@ -179,3 +179,34 @@ def test_plots_draw_the_recorded_series():
                                                np.full((3, 2), 0.5))})
     assert len(plot_reward_hist(st).patches) > 0
     plt.close("all")
+
+
+def test_negative_label_share_leaves_training_unchanged():
+    from ugach_core.book.generator_stats import NegativeLabelLogger, negative_label_share
+    from ugach_core.config import smoke
+    from ugach_core.data import load
+    from ugach_core.train import Trainer
+
+    data = load("synthetic")
+    cfg = smoke(16)
+    plain = Trainer(cfg, data, seed=0, progress=False)
+    plain.fit()
+    logged = Trainer(cfg, data, seed=0, progress=False, callbacks=[NegativeLabelLogger()])
+    logged.fit()
+    for m in ("img", "txt"):
+        assert (plain.codes()[m] == logged.codes()[m]).all()
+    rows = [h for h in logged.history if "round" in h]
+    assert [h["round"] for h in rows] == [0, 1, 2]
+    for h in rows:
+        assert 0 <= h["neg_relevant"] <= 1 and 0 <= h["pos_relevant"] <= 1
+    # chance by brute force: two distinct random training items share a label
+    lab = data.labels[logged.fit_idx] > 0
+    rel = (lab.astype(int) @ lab.T.astype(int)) > 0
+    n = len(lab)
+    chance = (rel.sum() - rel.diagonal().sum()) / (n * (n - 1))
+    assert rows[0]["relevant_chance"] == pytest.approx(chance)
+    # uniform negatives share a label about as often as chance; graph positives more often
+    rand = Trainer(cfg.replace(negatives="random", n_samples=8), data, seed=0, progress=False)
+    rand.pretrain()
+    st = negative_label_share(rand)
+    assert abs(st["neg_relevant"] - chance) < 0.05

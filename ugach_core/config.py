@@ -181,7 +181,11 @@ def paper_text(bits: int = 32) -> UGACHConfig:
 
 
 def fast(bits: int = 32) -> UGACHConfig:
-    """Batched, vectorised UGACH: Adam, large batches, every query of a round at once."""
+    """Batched, vectorised UGACH: Adam, large batches, every query of a round at once.
+
+    In the study of chapter 10 (32 bits, 5 seeds, test MAP gain over the pretrained D) no
+    configuration with a generator beats uniform random negatives: CUB-10 +0.021 against
+    +0.045, Wikipedia +0.003 against +0.004; these settings gain +0.006 and +0.001."""
     return UGACHConfig(
         preset="fast", bits=bits, hidden=1024, margin=bits / 8, reward="sigmoid",
         d_loss="hinge", g_softmax="pool", reward_baseline=True, optimizer="adam",

@@ -262,8 +262,10 @@ class Trainer:
             for start in range(0, n, chunk):
                 q = torch.arange(start, min(n, start + chunk), device=self.device)
                 pool = sampling.random_pools(n, self.pool_size, len(q), self.rng, self.device)
-                guard = None if h_d is None else sampling.nearest(  # D's own top-k
-                    *_pool_and_all(h_d[qm][q], h_d[xm], pool), cfg.fn_guard)
+                guard = None
+                if h_d is not None:  # D's own top-k of each query
+                    d_all = pairwise_sq_dist(h_d[qm][q], h_d[xm])
+                    guard = sampling.nearest(d_all.gather(1, pool), d_all, cfg.fn_guard)
                 excluded = sampling.exclusion_mask(pool, self.neighbors[q], guard)
                 cols = []
                 if h_g is not None:  # G's distances to every item, gathered per pool
@@ -497,13 +499,6 @@ class Trainer:
         trainer._fingerprint = sd["dataset"].get("fingerprint")
         trainer.load_state_dict(sd)
         return trainer
-
-
-def _pool_and_all(h_q: torch.Tensor, h_all: torch.Tensor, pool: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distances of queries to their pool items and to every item, ``(b, P)``, ``(b, n)``."""
-    d_all = pairwise_sq_dist(h_q, h_all)
-    return d_all.gather(1, pool), d_all
 
 
 def _mean(values: list[torch.Tensor]) -> float:

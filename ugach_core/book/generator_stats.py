@@ -325,6 +325,44 @@ class GeneratorStatsLogger(Callback):
             self.records[r] = stats
 
 
+def negative_label_share(trainer: "Trainer") -> dict[str, float]:
+    """What D is handed in the next round, judged by the labels (never used in training):
+    the share of its negatives :math:`x^G` and of its positives :math:`x^M` that share a
+    label with their query, and the chance level (two random training items).
+
+    .. math:: s^G = \\frac{1}{|T|} \\sum_{(q, x^M, x^G) \\in T}
+              \\mathbb{1}[\\ell_q^\\top \\ell_{x^G} > 0]
+
+    over the triplets :math:`T` of :meth:`~ugach_core.train.Trainer.sample_triplets` (both
+    directions).  A negative that shares the query's label is a *false negative*: D is
+    taught to push a relevant item away.  The authors' code prints the same quantity for
+    G's picks as "Pos sample ratio".  The trainer's random stream is restored afterwards,
+    so training is unchanged."""
+    state = trainer.rng.get_state()
+    try:
+        triplets = trainer.sample_triplets()
+    finally:
+        trainer.rng.set_state(state)
+    lab = torch.as_tensor(trainer.data.labels[trainer.fit_idx] > 0)
+    q, pos, neg = (torch.cat([t[i].cpu() for t in triplets.values()]) for i in range(3))
+    share = lambda x: float((lab[q] & lab[x]).any(-1).double().mean())  # noqa: E731
+    n, lf, hits = len(lab), lab.float(), 0.0
+    for s in range(0, n, 1024):  # pairs that share a label, 1024 rows at a time
+        hits += float((lf[s:s + 1024] @ lf.T > 0).double().sum())
+    chance = (hits - float(lab.any(-1).double().sum())) / (n * (n - 1))  # not x with x
+    return {"neg_relevant": share(neg), "pos_relevant": share(pos),
+            "relevant_chance": chance}
+
+
+class NegativeLabelLogger(Callback):
+    """Adds :func:`negative_label_share` to the logs of every round (``neg_relevant``,
+    ``pos_relevant``, ``relevant_chance``; round 0: the negatives the pretrained D would
+    get from the untrained G)."""
+
+    def on_round_end(self, trainer: "Trainer", logs: dict[str, Any]) -> None:
+        logs.update(negative_label_share(trainer))
+
+
 # ---------------------------------------------------------------------------------- plots
 def _rows(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
     pts = [(h["round"], h[key]) for h in history
@@ -420,8 +458,8 @@ def entropy_uniform(n: int) -> float:
     return math.log(n)
 
 
-__all__ = ["DirectionStats", "GeneratorStats", "GeneratorStatsLogger",
+__all__ = ["DirectionStats", "GeneratorStats", "GeneratorStatsLogger", "NegativeLabelLogger",
            "SUMMARY_KEYS", "direction_stats", "entropy_uniform",
-           "generator_policy_stats", "label_relevance", "plot_map_g_vs_d",
+           "generator_policy_stats", "label_relevance", "negative_label_share", "plot_map_g_vs_d",
            "plot_policy_mass", "plot_reward_hist", "policy_entropy", "pool_mass",
            "query_subset", "retrieval_map", "uniform_mass"]
