@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +290,14 @@ def test_prepare_cub10_checksum_mismatch(served, tmp_path, monkeypatch, capsys):
     assert not (root / "cub10" / FILE).exists()
     with pytest.raises(FileNotFoundError, match="data prepare cub10 --download"):
         load("cub10", root=root)
+
+
+def test_cli_train_draws_one_split_per_seed(fake_root, tmp_path):
+    """`train --data cub10 --seeds 0 1`: seed s trains and tests on split s (no official
+    split), and each row names its split."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", "cub10", "--root", str(fake_root), "--preset", "smoke",
+                 "--bits", "8", "--seeds", "0", "1", "--rounds", "0", "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["seed"], r["dataset"]) for r in rows] == [(0, "cub10"), (1, "cub10-split1")]
