@@ -119,3 +119,19 @@ def test_chapter_code_fits_the_page(nb: Path):
     long = [(i, line) for i, c in enumerate(cells) if c["cell_type"] == "code"
             for line in "".join(c["source"]).splitlines() if len(line) > CODE_WIDTH]
     assert not long, f"{len(long)} code lines over {CODE_WIDTH} characters: {long[:3]}"
+
+
+def test_public_functions_name_their_chapter():
+    """Every public function and class of the method's modules names the chapter that
+    derives it (plumbing in ``utils`` excepted)."""
+    missing = []
+    for m, p in MODULES.items():
+        name = m.split(".")[-1]
+        if m.count(".") != 1 or name in NOT_METHOD | {"utils"} or \
+                m.startswith(("ugach_core.data", "ugach_core.book")):
+            continue
+        for n in ast.parse(p.read_text(encoding="utf-8")).body:
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_"):
+                if "chapter" not in (ast.get_docstring(n) or "").lower():
+                    missing.append(f"{name}.{n.name}")
+    assert not missing, missing

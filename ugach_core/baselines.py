@@ -46,7 +46,7 @@ REG_GRID: tuple[float, ...] = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
 
 
 def itq_rotation(v: np.ndarray, n_iter: int = 50, seed: int = 0) -> np.ndarray:
-    """ITQ rotation ``R (c, c)`` for centred data ``v (n, c)``."""
+    """ITQ rotation ``R (c, c)`` for centred data ``v (n, c)``. Chapter 10."""
     rng = np.random.default_rng(seed)
     r, _ = np.linalg.qr(rng.normal(size=(v.shape[1], v.shape[1])))
     for _ in range(n_iter):
@@ -75,7 +75,7 @@ def _whitener(x: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray, np.nda
 class CCAITQ:
     """Fitted CCA-ITQ hasher: ``encode(x, "img"|"txt") -> (n, l)`` bool codes;
     ``w_*`` map standardised features to the embedding, ``corr`` are the canonical
-    correlations :math:`\\rho`, ``reg`` the shrinkage :math:`\\gamma`."""
+    correlations :math:`\\rho`, ``reg`` the shrinkage :math:`\\gamma`. Chapter 10."""
 
     bits: int
     reg: float
@@ -112,7 +112,7 @@ def fit_cca_itq(img: np.ndarray, txt: np.ndarray, bits: int, seed: int = 0,
                 n_iter: int = 50, reg: float = 0.0) -> CCAITQ:
     """Fit CCA-ITQ on paired training features ``img (n, d_I)``, ``txt (n, d_T)`` with
     shrinkage ``reg`` :math:`= \\gamma \\in [0, 1]`; ``seed`` drives the lift and the ITQ
-    start.  ``ValueError`` on NaN/inf, unpaired rows, ``bits < 1``, ``reg`` out of range."""
+    start.  ``ValueError`` on NaN/inf, unpaired rows, ``bits < 1``, bad ``reg``. Chapter 10."""
     img = check_features(img, "CCA-ITQ image features").astype(np.float64)
     txt = check_features(txt, "CCA-ITQ text features").astype(np.float64)
     if img.shape[0] != txt.shape[0]:
@@ -153,7 +153,7 @@ def select_cca_itq(data: CrossModalDataset, bits: int, seed: int = 0, grid: tupl
     by validation MAP@all (mean of both directions; queries: the validation pairs,
     database: the fitted ones); the best (ties: the first) is refitted on all of
     ``data.train_idx``.  Test data is never touched.  Returns ``(model, {"chosen": reg,
-    "val_map": {reg: score}})``."""
+    "val_map": {reg: score}})``. Chapter 10."""
     grid = tuple(float(g) for g in grid)
     if not grid:
         raise ValueError("grid of shrinkage values is empty")
@@ -176,7 +176,7 @@ def select_cca_itq(data: CrossModalDataset, bits: int, seed: int = 0, grid: tupl
 def cca_itq_scores(data: CrossModalDataset, bits: int, seed: int = 0) -> dict:
     """The CCA-ITQ baseline row: :func:`select_cca_itq`, then
     :func:`~ugach_core.evaluation.retrieval_scores` on the test protocol, plus
-    ``train_seconds`` (selection and refit), ``cca_reg`` and its ``val_map``."""
+    ``train_seconds`` (selection and refit), ``cca_reg`` and its ``val_map``. Chapter 10."""
     t0 = time.perf_counter()
     model, info = select_cca_itq(data, bits, seed=seed)
     secs = time.perf_counter() - t0

@@ -14,7 +14,7 @@ class Callback:
     """Hooks called by :meth:`ugach_core.train.Trainer.fit`.  ``logs`` is the dict that
     becomes the round's history entry; callbacks may add keys to it.  At the end of a
     round callbacks run in increasing :attr:`order` (ties: the order given), so one that
-    reads the keys others add (a checkpoint) sets a higher one."""
+    reads the keys others add (a checkpoint) sets a higher one. Chapter 7."""
 
     order: int = 0
 
@@ -28,7 +28,7 @@ class Callback:
 
 
 class PrintLogger(Callback):
-    """Prints one line per round (losses, rewards, validation MAP)."""
+    """Prints one line per round (losses, rewards, validation MAP). Chapter 7."""
 
     def __init__(self, file: Any = None):
         self.file = file
@@ -45,7 +45,7 @@ class Checkpoint(Callback):
     early), so :meth:`Trainer.resume` continues exactly where it stopped.  With
     ``keep_all=True`` each written round also goes to ``<stem>.round<r>.pt``.  Weights with
     NaN/inf are never written (:meth:`Trainer.save_checkpoint` refuses), so ``path`` always
-    holds the last good state."""
+    holds the last good state. Chapter 7."""
 
     order = 100  # after every callback that adds keys to the round's logs
 
@@ -78,7 +78,7 @@ class LogTestMAP(Callback):
     the rounds listed in ``rounds`` (for plots and reports only; model selection never
     looks at it).  Keys ``test_map_i2t``, ``test_map_t2i``; ``LogTestMAP(rounds=[0])``
     records the pretrained D's test MAP in the history, so the gain of the rounds can be
-    reported next to the selected D's."""
+    reported next to the selected D's. Chapter 7."""
 
     def __init__(self, every: int = 1, rounds: Iterable[int] | None = None):
         self.every, self.rounds = every, None if rounds is None else set(rounds)

@@ -27,13 +27,13 @@ RESUME_KEYS = ("config", "dataset", "D", "G", "seed", "round", "history", "fit_i
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit the data / code length given."""
+    """A checkpoint that cannot be read or does not fit the data / code length given. Chapter 7."""
 
 
 def data_fingerprint(data: Any) -> str:
     """SHA-256 (first 16 hex digits) of a data set's name, features and labels; for a
     :class:`~ugach_core.data.CrossModalDataset` or anything with ``img``, ``txt``,
-    ``labels`` arrays."""
+    ``labels`` arrays. Chapter 7."""
     h = hashlib.sha256(str(getattr(data, "name", "")).encode())
     for name in ("img", "txt", "labels"):
         a = np.ascontiguousarray(getattr(data, name))
@@ -46,7 +46,7 @@ def read_checkpoint(path: str | Path, data: Any = None, resume: bool = False) ->
     """Read and check a checkpoint; a clear :class:`CheckpointError` when it is missing,
     corrupt, not a UGACH checkpoint, incomplete (it lacks what encoding needs, or with
     ``resume=True`` what resuming needs), or made for other feature dimensions, or (with
-    ``resume=True``) for other data (its fingerprint)."""
+    ``resume=True``) for other data (its fingerprint). Chapter 7."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -84,7 +84,7 @@ def load_discriminator(path: str | Path, data: Any = None, bits: int | None = No
                        device: str | torch.device | None = None) -> Discriminator:
     """The validation-selected D of a checkpoint (for encoding / evaluation).
 
-    ``bits``: when given, must match the checkpoint's code length."""
+    ``bits``: when given, must match the checkpoint's code length. Chapter 7."""
     sd = read_checkpoint(path, data)
     cfg = UGACHConfig.from_dict(sd["config"])
     if bits is not None and bits != cfg.bits:

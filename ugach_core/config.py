@@ -42,7 +42,7 @@ class UGACHConfig:
     """All settings of one UGACH run.
 
     Attributes mirror the symbols of the paper: ``bits`` is the code length :math:`l`,
-    ``margin`` is :math:`m` (paper) or :math:`\\beta = l/8` (authors' code).
+    ``margin`` is :math:`m` (paper) or :math:`\\beta = l/8` (authors' code). Chapter 7.
     """
 
     preset: str = "fast"
@@ -164,7 +164,7 @@ def paper(bits: int = 32) -> UGACHConfig:
     (only D's negatives avoid manifold pairs), one fixed negative per query in pretraining.
 
     The authors pretrain D in a separate script and keep its best checkpoint; the number of
-    pretraining epochs (20 here) is our choice, the best epoch is picked on validation."""
+    pretraining epochs (20 here) is ours, the best epoch is picked on validation. Chapter 7."""
     return UGACHConfig(
         preset="paper", bits=bits, hidden=8192, margin=bits / 8, reward="sigmoid",
         d_loss="hinge", g_softmax="sampled", optimizer="sgd", weight_decay=0.01,
@@ -175,7 +175,7 @@ def paper(bits: int = 32) -> UGACHConfig:
 
 
 def paper_text(bits: int = 32) -> UGACHConfig:
-    """The paper's formulas: ``m = 1``, ``log D`` value function, G softmax over the pool."""
+    """The paper's formulas: ``m = 1``, ``log D`` value, G softmax over the pool. Chapter 7."""
     return paper(bits).replace(preset="paper_text", margin=1.0, reward="log", d_loss="log",
                                g_softmax="pool")
 
@@ -196,13 +196,13 @@ def fast(bits: int = 32) -> UGACHConfig:
 
 
 def smoke(bits: int = 16) -> UGACHConfig:
-    """Seconds on a CPU: a tiny network and two rounds; for tests and ``UGACH_SMOKE=1``."""
+    """Seconds on a CPU: tiny network, two rounds; tests and ``UGACH_SMOKE=1``. Chapter 7."""
     return fast(bits).replace(preset="smoke", hidden=64, pretrain_epochs=2, rounds=2,
                               pool_fraction=0.2, pool_min=8, n_samples=2)
 
 
 def smoke_mode() -> bool:
-    """True when the environment asks for the tiny configuration (``UGACH_SMOKE=1``)."""
+    """True when the environment asks for the tiny configuration (``UGACH_SMOKE=1``). Chapter 7."""
     return os.environ.get("UGACH_SMOKE", "0").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -210,7 +210,7 @@ def get_preset(name: str, bits: int = 32) -> UGACHConfig:
     """Look a preset up by name; under ``UGACH_SMOKE=1`` every preset becomes ``smoke``.
 
     The smoke version keeps the named preset's objective (margin, reward, softmax) so the
-    notebooks exercise the same code path, only smaller.
+    notebooks exercise the same code path, only smaller. Chapter 7.
     """
     table = {"paper": paper, "paper_text": paper_text, "fast": fast, "smoke": smoke}
     if name not in table:

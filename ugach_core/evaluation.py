@@ -12,7 +12,7 @@ def two_way_map(codes: dict[str, np.ndarray], labels: np.ndarray, q_idx: np.ndar
                 db_idx: np.ndarray, topk: int | None = None) -> dict[str, float]:
     """MAP (@all, or @``topk``) of image->text and text->image retrieval and their mean:
     queries ``q_idx`` of one modality against the database ``db_idx`` of the other.
-    ``codes``: ``{"img", "txt"}`` binary codes ``(n, l)`` of every item."""
+    ``codes``: ``{"img", "txt"}`` binary codes ``(n, l)`` of every item. Chapter 1."""
     out = {f"{qm[0]}2{xm[0]}": mean_average_precision(codes[qm][q_idx], codes[xm][db_idx],
                                                       labels[q_idx], labels[db_idx], k=topk)
            for qm, xm in (("img", "txt"), ("txt", "img"))}
@@ -25,7 +25,7 @@ def retrieval_scores(codes_img: np.ndarray, codes_txt: np.ndarray, data: CrossMo
 
     ``codes_img``, ``codes_txt``: (n, l) binary codes of *every* item of ``data`` (each
     modality encoded separately).  Queries are ``data.query_idx``, the database
-    ``data.db_idx``.
+    ``data.db_idx``. Chapter 1.
     """
     if len(codes_img) != data.n or len(codes_txt) != data.n:
         raise ValueError(f"need codes for all {data.n} items, got {len(codes_img)} image and "
@@ -45,7 +45,7 @@ def mean_std(values) -> tuple[float, float]:
 
     ``values``: (n,) numbers, one per seed.  ``s`` is NaN for a single seed (no spread can
     be estimated from one run); an empty input is an error.  Every "mean ± std over seeds"
-    in the library, the benchmarks and the book comes from this function.
+    in the library, the benchmarks and the book comes from this function. Chapter 10.
     """
     a = np.asarray(values, dtype=np.float64).ravel()
     if a.size == 0:

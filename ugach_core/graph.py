@@ -31,7 +31,7 @@ def knn(x: np.ndarray | torch.Tensor, k: int, metric: str = "euclidean", block: 
     ``x (n, d)`` -> ``(n, k)`` int64, row ``i`` sorted by increasing distance, ties broken by
     the smaller index; the item itself always comes first (also ahead of exact duplicates,
     so "self included" holds whatever the round-off).  ``metric``: ``"euclidean"`` (the
-    authors') or ``"cosine"``.
+    authors') or ``"cosine"``. Chapter 3.
     """
     if torch.is_tensor(x):
         if not torch.isfinite(x).all():
@@ -95,7 +95,7 @@ def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: 
     k_txt)`` int64 indices into the training set.  Duplicates are kept (the authors sample
     positives uniformly from this list, so an item found in both spaces, typically the
     item itself, is drawn more often).  For a query of either modality, the positives are
-    the *other* modality's items at these indices.
+    the *other* modality's items at these indices. Chapter 3.
     """
     if k_img < 0 or k_txt < 0:
         raise ValueError(f"k_img and k_txt must be >= 0, got {k_img} and {k_txt}")
@@ -118,7 +118,7 @@ def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: 
 
 @dataclass(frozen=True)
 class GraphStats:
-    """Summary of a neighbour list (see :func:`graph_stats`)."""
+    """Summary of a neighbour list (see :func:`graph_stats`). Chapter 3."""
 
     n_items: int
     width: int
@@ -138,7 +138,7 @@ def label_precision(neighbors: np.ndarray, labels: np.ndarray, include_self: boo
 
     ``neighbors (n, k)``, ``labels (n, c)`` multi-hot.  Each listed entry counts once
     (duplicates included, as they are sampled); ``include_self=False`` drops entries equal
-    to the item itself, which always "share" its labels.
+    to the item itself, which always "share" its labels. Chapter 3.
     """
     lab = np.asarray(labels) > 0
     if lab.shape[0] != neighbors.shape[0]:
@@ -151,7 +151,7 @@ def label_precision(neighbors: np.ndarray, labels: np.ndarray, include_self: boo
 
 def graph_stats(neighbors: np.ndarray, labels: np.ndarray | None = None) -> GraphStats:
     """Statistics of a neighbour list: distinct neighbours, self-inclusion, coverage, and,
-    when labels are known, the label precision of the manifold pairs."""
+    when labels are known, the label precision of the manifold pairs. Chapter 3."""
     neighbors = np.asarray(neighbors)
     n, k = neighbors.shape
     srt = np.sort(neighbors, axis=1)

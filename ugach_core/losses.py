@@ -15,7 +15,7 @@ def sq_dist(h_q: torch.Tensor, h_x: torch.Tensor) -> torch.Tensor:
     """:math:`d(q, x) = \\lVert h(q) - h(x) \\rVert_2^2`.
 
     Shapes: ``h_q (B, l)`` with ``h_x (B, l)`` -> ``(B,)``; ``h_q (B, l)`` with
-    ``h_x (B, N, l)`` -> ``(B, N)``.
+    ``h_x (B, N, l)`` -> ``(B, N)``. Chapter 4.
     """
     if h_x.ndim == h_q.ndim + 1:
         h_q = h_q.unsqueeze(-2)
@@ -28,7 +28,7 @@ def pairwise_sq_dist(h_q: torch.Tensor, h_x: torch.Tensor) -> torch.Tensor:
 
     The same quantity as :func:`sq_dist` on a broadcast ``(B, N, l)`` difference, as one
     matrix product (no ``(B, N, l)`` intermediate); equal up to float round-off, clamped
-    at 0 (codes in (0, 1) keep the cancellation error near ``l * 1e-7``).
+    at 0 (codes in (0, 1) keep the cancellation error near ``l * 1e-7``). Chapter 4.
     """
     if h_q.ndim != 2 or h_x.ndim != 2 or h_q.shape[1] != h_x.shape[1]:
         raise ValueError(f"expected (B, l) and (N, l) codes, got {tuple(h_q.shape)} and "
@@ -43,7 +43,7 @@ def generator_log_probs(d: torch.Tensor, temperature: float = 1.0,
 
     ``d (B, P)``: G's distances from each query to its pool; ``mask (B, P)`` bool, True
     where an item is excluded from the pool (its probability becomes 0).  Returns (B, P).
-    The paper has :math:`T = 1`.
+    The paper has :math:`T = 1`. Chapter 4.
     """
     logits = -d / temperature
     if mask is not None:
@@ -56,14 +56,14 @@ def triplet_score(d_pos: torch.Tensor, d_neg: torch.Tensor, margin: float) -> to
 
     ``d_pos``: D's distance to the manifold pair, ``d_neg``: to the generated item; any
     matching shapes.  The paper has :math:`m = 1`; the authors' code uses
-    :math:`\\beta = l / 8`.
+    :math:`\\beta = l / 8`. Chapter 5.
     """
     return F.relu(margin + d_pos - d_neg)
 
 
 def discriminator_prob(f: torch.Tensor) -> torch.Tensor:
     """:math:`D(x^G | q) = \\sigma(f_\\phi(x^G, q))`: D's belief that ``x^G`` is a manifold pair
-    (always >= 0.5 because :math:`f \\ge 0`)."""
+    (always >= 0.5 because :math:`f \\ge 0`). Chapter 5."""
     return torch.sigmoid(f)
 
 
@@ -74,7 +74,7 @@ def discriminator_loss(f: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
     * ``"log"`` (paper's value function): D maximises :math:`\\log(1 - D(x^G|q))`, i.e.
       minimises :math:`-\\log(1 - \\sigma(f)) = \\operatorname{softplus}(f)`.  With the triplet
       score, the manifold term :math:`\\log D(x^M|q)` of :math:`V(G, D)` is folded into
-      :math:`f` (its :math:`d(q, x^M)`).
+      :math:`f` (its :math:`d(q, x^M)`). Chapter 5.
     """
     if kind == "hinge":
         return f.mean()
@@ -88,7 +88,7 @@ def reward(f: torch.Tensor, kind: str = "sigmoid") -> torch.Tensor:
 
     * ``"sigmoid"`` (authors' code): :math:`r = \\sigma(f) \\in [0.5, 1)`.
     * ``"log"`` (paper): G minimises :math:`\\log(1 - D(x^G|q))`, i.e. maximises
-      :math:`r = -\\log(1 - \\sigma(f)) = \\log(1 + e^{f})`.
+      :math:`r = -\\log(1 - \\sigma(f)) = \\log(1 + e^{f})`. Chapter 6.
     """
     if kind == "sigmoid":
         return torch.sigmoid(f)
@@ -116,7 +116,7 @@ def reinforce_loss(log_p: torch.Tensor, r: torch.Tensor,
 
     Returns :math:`-\\frac{1}{S}\\sum_s (r_s - b) \\log p_\\theta(x_s|q)` (minimised).  The
     reward is a constant (no gradient flows into D).  ``log_p`` and ``r`` have the same
-    shape, e.g. (B, S).
+    shape, e.g. (B, S). Chapter 6.
     """
     adv = r.detach()
     if baseline is not None:

@@ -41,7 +41,7 @@ def _pack_labels(labels: np.ndarray) -> np.ndarray | None:
 
 
 def relevance(labels_q: np.ndarray, labels_db: np.ndarray) -> np.ndarray:
-    """``(Q, c)``, ``(N, c)`` multi-hot -> ``(Q, N)`` bool: share at least one label."""
+    """``(Q, c)``, ``(N, c)`` multi-hot -> ``(Q, N)`` bool: share at least one label. Chapter 1."""
     lq, ld = np.asarray(labels_q), np.asarray(labels_db)
     if lq.shape[1] != ld.shape[1]:
         raise ValueError(f"query labels have {lq.shape[1]} classes, database {ld.shape[1]}")
@@ -68,7 +68,7 @@ def average_precision(rel_ranked: np.ndarray, n_relevant: np.ndarray | None = No
 
     ``n_relevant``: denominator per query; default = relevant items in the ``K`` ranks.
     Computed as :math:`\\sum_i r_i \\, \\mathrm{cum}_i / i`, a cumulative sum and one
-    matrix-vector product per block of rows (no per-query loop).
+    matrix-vector product per block of rows (no per-query loop). Chapter 1.
     """
     r = np.asarray(rel_ranked)
     if r.ndim != 2:
@@ -134,7 +134,7 @@ def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: 
                            ) -> float:
     """MAP@k of Hamming ranking (``k=None``: MAP@all).  Codes ``(Q, l)``, ``(N, l)`` in {0,1}
     or :class:`~ugach_core.retrieval.PackedCodes`, the same code length ``l`` (a
-    ``ValueError`` naming both lengths otherwise)."""
+    ``ValueError`` naming both lengths otherwise). Chapter 1."""
     if k is not None and k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     aps = _ranked_blocks(q_codes, db_codes, labels_q, labels_db, k, block,
@@ -145,7 +145,7 @@ def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: 
 def precision_at_k(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarray,
                    labels_db: np.ndarray, ks: list[int] | np.ndarray, block: int = 256
                    ) -> np.ndarray:
-    """Mean precision at each rank in ``ks`` (``P@k`` curve), shape ``(len(ks),)``."""
+    """Mean precision at each rank in ``ks`` (``P@k`` curve), shape ``(len(ks),)``. Chapter 1."""
     ks = np.asarray(ks, dtype=np.int64)
     n_db = len(db_codes)
     if ks.size == 0 or ks.min() < 1 or ks.max() > n_db:
@@ -166,7 +166,7 @@ def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.nda
 
     Per query, precision is averaged over the queries that retrieve at least one item at
     that radius (``n_queries`` says how many); recall over queries with a relevant item.
-    Returns ``radius``, ``precision``, ``recall``, ``n_queries`` arrays of length l + 1.
+    Returns ``radius``, ``precision``, ``recall``, ``n_queries`` arrays of length l + 1. Chapter 1.
     """
     q_codes, db_codes = as_packed(q_codes, "query codes"), as_packed(db_codes,
                                                                       "database codes")

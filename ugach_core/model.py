@@ -20,13 +20,13 @@ MODALITIES = ("img", "txt")
 
 
 def authors_init_(module: nn.Linear, std: float = 0.1) -> None:
-    """The authors' initialisation: weights ~ truncated normal (std, cut at 2 std), bias 0."""
+    """The authors' init: weights ~ truncated normal (std, cut at 2 std), bias 0. Chapter 2."""
     nn.init.trunc_normal_(module.weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
     nn.init.zeros_(module.bias)
 
 
 class HashNet(nn.Module):
-    """``x (B, d_in) -> h (B, l)``, values in (0, 1): the relaxed code of one modality."""
+    """``x (B, d_in) -> h (B, l)`` in (0, 1): the relaxed code of one modality. Chapter 2."""
 
     def __init__(self, d_in: int, bits: int, hidden: int = 8192, init_std: float = 0.1):
         super().__init__()
@@ -65,7 +65,7 @@ class HashNet(nn.Module):
 
 
 class CrossModalHashNet(nn.Module):
-    """One :class:`HashNet` per modality with separate weights (``.img`` and ``.txt``)."""
+    """One :class:`HashNet` per modality, separate weights (``.img``, ``.txt``). Chapter 2."""
 
     def __init__(self, d_img: int, d_txt: int, bits: int, hidden: int = 8192,
                  init_std: float = 0.1):

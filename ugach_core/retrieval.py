@@ -39,7 +39,7 @@ class PackedCodes(np.ndarray):
     ``63 - j % 64`` of word ``j // 64`` (big-endian), and the padding after bit ``l - 1`` is
     zero.  An ``ndarray`` subclass: row slices and row indexing keep ``bits``, as does
     pickling (``torch.save``).  Made by :func:`pack_codes`, or from words packed elsewhere
-    with ``PackedCodes(words, bits)``, which checks the word count and the padding.
+    with ``PackedCodes(words, bits)``, which checks the word count and the padding. Chapter 1.
     """
 
     bits: int | None
@@ -76,7 +76,7 @@ class PackedCodes(np.ndarray):
 
 def pack_codes(codes: np.ndarray | torch.Tensor) -> PackedCodes:
     """``codes (n, l)`` in {0, 1} (bool or int) -> :class:`PackedCodes` ``(n, ceil(l / 64))``
-    uint64 words with ``bits = l``."""
+    uint64 words with ``bits = l``. Chapter 1."""
     if isinstance(codes, PackedCodes):
         raise ValueError("codes are already packed (a PackedCodes array); pass them as they are")
     c = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
@@ -101,7 +101,7 @@ def pack_codes(codes: np.ndarray | torch.Tensor) -> PackedCodes:
 def as_packed(codes: np.ndarray | torch.Tensor, what: str = "codes") -> PackedCodes:
     """``codes`` as :class:`PackedCodes`: packed codes pass through, 0/1 codes ``(n, l)``
     are packed with :func:`pack_codes`.  A plain uint64 array is refused: it may be packed
-    words, whose code length is unknown.  ``what`` names the argument in errors."""
+    words, whose code length is unknown.  ``what`` names the argument in errors. Chapter 1."""
     if isinstance(codes, PackedCodes):
         if codes.bits is None or codes.ndim != 2:
             raise ValueError(f"{what}: packed codes must be 2-D with a code length, got shape "
@@ -117,7 +117,7 @@ def as_packed(codes: np.ndarray | torch.Tensor, what: str = "codes") -> PackedCo
 
 def check_code_lengths(q_packed: PackedCodes, db_packed: PackedCodes) -> int:
     """The common code length of query and database codes, or a ``ValueError`` naming
-    both lengths when they differ."""
+    both lengths when they differ. Chapter 1."""
     if q_packed.bits != db_packed.bits:
         raise ValueError(f"query codes have {q_packed.bits} bits but database codes have "
                          f"{db_packed.bits} bits; encode queries and database with models of "
@@ -182,7 +182,7 @@ def hamming_blocks(q_codes: PackedCodes | np.ndarray, db_codes: PackedCodes | np
     :func:`hamming_topk`, the metrics): codes (packed or 0/1, same code length :math:`l`)
     ``(Q, l)``, ``(N, l)``; each block's distances ``(e - s, N)`` are popcounts of XOR in
     the smallest unsigned type that holds :math:`l` (uint8, uint16 above 255 bits).
-    ``block`` queries at a time (default: about 4 M pairs per block), on a few threads.
+    ``block`` queries at a time (default: about 4 M pairs per block), on a few threads. Chapter 1.
     """
     q, db = as_packed(q_codes, "query codes"), as_packed(db_codes, "database codes")
     check_code_lengths(q, db)
@@ -196,7 +196,7 @@ def hamming_blocks(q_codes: PackedCodes | np.ndarray, db_codes: PackedCodes | np
 def hamming_distance(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np.ndarray,
                      block: int | None = None) -> np.ndarray:
     """All Hamming distances :math:`d_H(b_q, b_x)`: ``(Q, l)`` x ``(N, l)`` -> ``(Q, N)``
-    int32, through :func:`hamming_blocks` (packed or 0/1 codes of one code length)."""
+    int32, through :func:`hamming_blocks` (packed or 0/1 codes of one code length). Chapter 1."""
     out = np.empty((len(q_packed), len(db_packed)), dtype=np.int32)
 
     def fn(s: int, e: int, d: np.ndarray) -> None:
@@ -263,7 +263,7 @@ def rank_by_hamming(dist: np.ndarray, topk: int | None = None) -> np.ndarray:
 
     Integer distances in ``[0, 65535]`` use a stable radix sort (full ranking) or a
     radius-bounded selection (``topk``); other inputs an ``argsort`` of the unique keys
-    ``d * N + index``.  Both give the same order."""
+    ``d * N + index``.  Both give the same order. Chapter 1."""
     dist = np.asarray(dist)
     if topk is not None and topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
@@ -293,7 +293,7 @@ def hamming_topk(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np
     faiss ``IndexBinaryFlat`` (an optional dependency) and re-sorts its top ``k`` by
     (distance, index): faiss's heap keeps the first-seen item among equal distances, i.e.
     the lowest index, so the result is the same (``tests/test_perf_paths.py`` checks this on
-    tie-heavy codes); ``"auto"`` (default) takes faiss when it is installed, else numpy.
+    tie-heavy codes); ``"auto"`` (default) takes faiss when it is installed, else numpy. Chapter 1.
     """
     q_packed, db_packed = as_packed(q_packed, "query codes"), as_packed(db_packed,
                                                                         "database codes")
@@ -331,7 +331,7 @@ def hamming_topk(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np
 @torch.no_grad()
 def encode(model: CrossModalHashNet, x: np.ndarray | torch.Tensor, modality: str,
            batch: int = 4096, device: str | torch.device | None = None) -> np.ndarray:
-    """Binary codes ``(n, l)`` bool of features ``x`` through ``model``'s ``modality`` net."""
+    """Binary codes ``(n, l)`` bool of ``x`` through ``model``'s ``modality`` net. Chapter 2."""
     net = model.net(modality)
     dev = device or next(net.parameters()).device
     was_training = net.training

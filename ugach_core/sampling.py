@@ -16,7 +16,7 @@ import torch
 
 def batches(n: int, size: int, gen: torch.Generator,
             device: torch.device | str = "cpu") -> list[torch.Tensor]:
-    """A random permutation of ``range(n)`` cut into batches of ``size``."""
+    """A random permutation of ``range(n)`` cut into batches of ``size``. Chapter 7."""
     perm = torch.randperm(n, generator=gen).to(device)
     return [perm[s:s + size] for s in range(0, n, size)]
 
@@ -34,7 +34,7 @@ def random_pools(n: int, size: int, b: int, gen: torch.Generator,
 
 def membership(pool: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
     """:math:`\\mathbb{1}[x_{bj} \\in A_b]` for ``pool (B, P)`` and ``sets (B, k)`` item
-    indices (a set may list an item twice); returns ``(B, P)`` bool."""
+    indices (a set may list an item twice); returns ``(B, P)`` bool. Chapter 4."""
     if pool.ndim != 2 or sets.ndim != 2 or pool.shape[0] != sets.shape[0]:
         raise ValueError(f"expected pool (B, P) and sets (B, k) with the same B, got "
                          f"{tuple(pool.shape)} and {tuple(sets.shape)}")
@@ -55,7 +55,7 @@ def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor,
 def nearest(d_pool: torch.Tensor, d_all: torch.Tensor, k: int) -> torch.Tensor:
     """True where a pool item is among the ``k`` nearest of all items to its query:
     ``d_pool (b, P)`` distances to the pool, ``d_all (b, n)`` to every item (the
-    ``fn_guard`` remedy keeps G's picks out of D's own top-k)."""
+    ``fn_guard`` remedy keeps G's picks out of D's own top-k). Chapter 9."""
     return d_pool <= d_all.kthvalue(min(k, d_all.shape[1]), dim=1, keepdim=True).values
 
 

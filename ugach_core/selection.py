@@ -26,7 +26,7 @@ def retrieval_map(model: CrossModalHashNet, features: Mapping[str, torch.Tensor]
                   labels: np.ndarray, q_idx: np.ndarray, db_idx: np.ndarray,
                   topk: int | None = None) -> dict[str, float]:
     """:func:`~ugach_core.evaluation.two_way_map` of ``model``'s binary codes of the
-    ``features`` rows ``q_idx`` (queries) and ``db_idx`` (database)."""
+    ``features`` rows ``q_idx`` (queries) and ``db_idx`` (database). Chapter 7."""
     codes = {m: np.zeros((len(labels), model.bits), bool) for m in features}
     for m, x in features.items():
         for idx in (q_idx, db_idx):
@@ -38,7 +38,7 @@ class BestState:
     """Keeps the weights with the best validation score seen so far.
 
     :meth:`consider` with ``score=None`` (no validation split) always keeps the state,
-    so the last one wins."""
+    so the last one wins. Chapter 7."""
 
     def __init__(self) -> None:
         self.score = -math.inf

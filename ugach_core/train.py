@@ -50,14 +50,14 @@ Triplets = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 class DivergenceError(RuntimeError):
     """Training produced NaN/inf (a loss, a reward or a weight); the message names the
-    round and the stage (``pretraining``, ``D step``, ``G step``)."""
+    round and the stage (``pretraining``, ``D step``, ``G step``). Chapter 7."""
 
 
 _STAGE_LR = {"pretraining": "pretrain_lr", "D step": "d_lr", "G step": "g_lr"}
 
 
 class Trainer:
-    """Trains UGACH on ``data`` with configuration ``cfg``.
+    """Trains UGACH on ``data`` with configuration ``cfg`` (chapters 6 and 7).
 
     Public state: :attr:`G`, :attr:`D` (the nets), :attr:`features` (every item, on the
     device), :attr:`train_features` (the pairs D and G are fitted on, local indices),
