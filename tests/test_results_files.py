@@ -377,6 +377,8 @@ def test_readme_study():
     assert f"CCA-ITQ ({cca['wikipedia']:.3f})" in text
     assert all(cca["wikipedia"] < s["test_map"] for (d, _), s in summ.items()
                if d == "wikipedia" and s["rounds"] > 0)
+    walls = {p["data"][0]: round(p["total_wall_seconds"] / 60) for p in [prov, *prov["earlier"]]}
+    assert f"{walls['cub10']} and {walls['wikipedia']} min of wall time" in text
     wiki = [s["gain"] for (d, _), s in ugach.items() if d == "wikipedia"]
     assert max(wiki) <= 0.004 + 5e-4 and "no variant gains more than 0.004" in text
     lr3 = [r["best_round"] for r in rows if r["data"] == "wikipedia"
