@@ -37,12 +37,13 @@ import torch  # noqa: E402
 
 from ugach_core.book.ablations import Variant, run_grid  # noqa: E402
 from ugach_core.book.provenance import provenance, write_results  # noqa: E402
-from ugach_core.book.study import derived, winner_lines  # noqa: E402
+from ugach_core.book.study import data_name, derived, winner_lines  # noqa: E402
 from ugach_core.config import UGACHConfig, fast, smoke  # noqa: E402
 from ugach_core.data import CrossModalDataset, load, make_mirflickr_synthetic  # noqa: E402
 
 OUT = REPO / "book" / "results" / "study" / "results.json"
 DATASETS = ("cub10", "wikipedia", "mirflickr-synthetic")
+ROW_NAME = {"mirflickr-synthetic": "mirflickr25k-synthetic"}  # --data name -> row name
 
 
 def study_variants(base: UGACHConfig) -> list[Variant]:
@@ -90,12 +91,13 @@ def merge_earlier(old: dict[str, Any], data: list[str]
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows of an earlier results file whose data set is not in ``data``, and the
     provenance records that computed them (the earlier file's own, then its ``earlier``)."""
-    base = [d.split("-split")[0] for d in data]
-    kept = [r for r in old["rows"] if r["dataset"].split("-split")[0] not in base]
+    base = [ROW_NAME.get(d, d) for d in data]
+    kept = [r for r in old["rows"] if data_name(r["dataset"]) not in base]
     prov = dict(old["provenance"])
     records = [*prov.pop("earlier", []), prov]
-    left = {r["dataset"].split("-split")[0] for r in kept}
-    return kept, [p for p in records if left & set(p.get("data", []))]
+    left = {data_name(r["dataset"]) for r in kept}
+    return kept, [p for p in records
+                  if left & {ROW_NAME.get(d, d) for d in p.get("data", [])}]
 
 
 def main(argv: list[str] | None = None) -> int:

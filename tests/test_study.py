@@ -61,5 +61,12 @@ def test_merge_keeps_other_data_sets_and_their_provenance():
     assert [r["dataset"] for r in kept] == ["cub10-split0", "synthetic"]
     assert [p["commit"] for p in earlier] == ["0", "a"]
     assert all("earlier" not in p for p in earlier)
+    syn = {"provenance": {"commit": "b", "data": ["mirflickr-synthetic"]},
+           "rows": [{"dataset": "mirflickr25k-synthetic", "variant": "x"},
+                    {"dataset": "wikipedia", "variant": "x"}]}
+    kept, earlier = study.merge_earlier(syn, ["mirflickr-synthetic"])
+    assert [r["dataset"] for r in kept] == ["wikipedia"] and earlier == []
+    kept, earlier = study.merge_earlier(syn, ["wikipedia"])
+    assert [p["commit"] for p in earlier] == ["b"]
     kept, earlier = study.merge_earlier(old, ["cub10", "synthetic"])
     assert [r["dataset"] for r in kept] == ["wikipedia"] and earlier == []

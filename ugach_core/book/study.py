@@ -23,7 +23,7 @@ import numpy as np
 from ..evaluation import mean_std
 
 PRETTY = {"cub10": "CUB-10", "wikipedia": "Wikipedia",
-          "mirflickr-synthetic": "MIRFlickr-shaped SYNTHETIC", "synthetic": "SYNTHETIC"}
+          "mirflickr25k-synthetic": "MIRFlickr-shaped SYNTHETIC", "synthetic": "SYNTHETIC"}
 
 
 def data_name(dataset: str) -> str:
