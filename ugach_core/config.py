@@ -78,6 +78,9 @@ class UGACHConfig:
     pool_min: int = 20
     n_samples: int = 2  # G samples (= D negatives) per query and round
     temperature: float = 1.0  # of G's softmax over -d
+    # first layers' SGD updates: by autograd and the optimiser, or "deferred" as a scale and
+    # a low-rank product (same result, ugach_core.deferred; plain SGD only)
+    first_layer: Literal["autograd", "deferred"] = "autograd"
     # "generator": D's negatives are G's picks (UGACH); "random": uniformly random
     # non-neighbours from the pool and no G step (the "no GAN" ablation, chapter 10)
     # "mixed": half of each query's negatives from G, half uniform (a false-negative remedy)
@@ -127,6 +130,9 @@ class UGACHConfig:
         for name in ("g_pool_mask", "reward_band", "reward_baseline"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.first_layer == "deferred" and self.optimizer != "sgd":
+            raise ValueError("first_layer='deferred' needs optimizer='sgd' (plain SGD's update "
+                             "is a scale and a low-rank product; Adam's is not)")
         if not (_is_real(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1) (0: no validation split), got "
                              f"{self.val_fraction}")
@@ -171,6 +177,7 @@ def paper(bits: int = 32) -> UGACHConfig:
         pretrain_epochs=20, pretrain_lr=0.01, pretrain_batch=20, rounds=30, d_epochs=1,
         g_epochs=2, d_lr=1e-3, g_lr=1e-2, d_batch=1, g_batch=1, pool_fraction=1 / 50,
         n_samples=2, positives="distinct", g_pool_mask=False, pretrain_negatives="fixed",
+        first_layer="deferred",
     )
 
 

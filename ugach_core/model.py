@@ -45,9 +45,17 @@ class HashNet(nn.Module):
         self.in_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
         self.in_scale.copy_(torch.as_tensor(scale, dtype=torch.float32).clamp_min(1e-6))
 
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The input the first layer sees, ``(x - shift) / scale``."""
+        return (x - self.in_shift) / self.in_scale
+
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         """Common representation :math:`\\phi_c(x) = \\tanh(W_c x + b_c)`, shape (B, hidden)."""
-        return torch.tanh(self.common((x - self.in_shift) / self.in_scale))
+        return torch.tanh(self.common(self.normalise(x)))
+
+    def head(self, a: torch.Tensor) -> torch.Tensor:
+        """Relaxed code from the first layer's output without bias, :math:`a = W_c x`."""
+        return torch.sigmoid(self.hash(torch.tanh(a + self.common.bias)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Relaxed code :math:`h(x) = \\sigma(W_h \\phi_c(x) + b_h)`, shape (B, l)."""

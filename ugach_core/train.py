@@ -36,6 +36,7 @@ from . import __version__, sampling
 from .callbacks import Callback
 from .checkpoint import CheckpointError, data_fingerprint, read_checkpoint
 from .config import UGACHConfig
+from .deferred import DeferredLinear
 from .data import CrossModalDataset
 from .graph import manifold_neighbors
 from .losses import (band_score, discriminator_loss, generator_log_probs, pairwise_sq_dist,
@@ -112,6 +113,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best = BestState()  # the validation-selected D of round 0 .. round
         self._fingerprint: str | None = None
+        # first_layer="deferred": the net whose first layers are deferred in this stage
+        self._deferred: tuple[CrossModalHashNet | None, dict[str, DeferredLinear]] = (None, {})
+        self._pending: list[tuple[DeferredLinear, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------- Algorithm 1
     def fit(self, time_limit: float | None = None) -> list[dict[str, Any]]:
@@ -163,14 +167,15 @@ class Trainer:
 
         Returns the loss (on the device, no sync).  Derived in chapter 5."""
         xm = "txt" if qm == "img" else "img"
-        h_q = self.D.encode(self.train_features[qm][q], qm)
-        h_x = self.D.encode(self.train_features[xm][torch.cat([pos, neg])], xm)  # one GEMM
+        h_q = self._encode(self.D, qm, q)
+        h_x = self._encode(self.D, xm, torch.cat([pos, neg]))  # one GEMM
         f = triplet_score(sq_dist(h_q, h_x[:len(pos)]), sq_dist(h_q, h_x[len(pos):]),
                           self.cfg.margin)
         loss = discriminator_loss(f, self.cfg.d_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        self._deferred_step(opt)
         return loss.detach()
 
     def g_step(self, q: torch.Tensor, qm: str, d_codes: dict[str, torch.Tensor] | None = None
@@ -194,6 +199,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        self._deferred_step(self.opt_g)
         return loss.detach(), r
 
     # ---------------------------------------------------------------------- stages
@@ -207,7 +213,7 @@ class Trainer:
             every = torch.arange(n, device=self.device)
             fixed = {qm: sampling.other_items(every, n, self.rng) for qm in ("img", "txt")}
         for epoch in range(1, cfg.pretrain_epochs + 1):
-            with self._stage(0, "pretraining", ("D",)):
+            with self._stage(0, "pretraining", ("D",)), self._deferring(self.D):
                 losses = [self.d_step(q, q, sampling.other_items(q, n, self.rng) if fixed is
                                       None else fixed[qm][q], qm, self.opt_pre)
                           for qm, _ in DIRECTIONS.values()
@@ -286,7 +292,7 @@ class Trainer:
     def train_discriminator(self, triplets: Triplets) -> float:
         """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each."""
         r = self.round + 1
-        with self._stage(r, "D step", ("D",)):
+        with self._stage(r, "D step", ("D",)), self._deferring(self.D):
             losses = [self.d_step(q[b], pos[b], neg[b], qm, self.opt_d)
                       for _ in range(self.cfg.d_epochs)
                       for key, (qm, _) in DIRECTIONS.items()
@@ -300,7 +306,7 @@ class Trainer:
         """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each;
         returns the mean loss and reward.  D's codes are computed once (D is fixed here)."""
         r, n = self.round + 1, len(self.fit_idx)
-        with self._stage(r, "G step", ("G",)):
+        with self._stage(r, "G step", ("G",)), self._deferring(self.G):
             d_codes = self.relaxed_codes(self.D)
             steps = [self.g_step(q, qm, d_codes)
                      for _ in range(self.cfg.g_epochs) for qm, _ in DIRECTIONS.values()
@@ -315,27 +321,66 @@ class Trainer:
         queries ``q``; returns the items ``(b, S)`` and their :math:`\\log p_\\theta`
         (over the pool with ``g_softmax="pool"``, else a softmax over the S sampled
         items, the authors' code, which re-encodes only those)."""
-        cfg, xm, x = self.cfg, ("txt" if qm == "img" else "img"), self.train_features
+        cfg, xm = self.cfg, ("txt" if qm == "img" else "img")
         pool = sampling.random_pools(len(self.fit_idx), self.pool_size, 1, self.rng,
                                      self.device).expand(len(q), -1)
         excluded = sampling.exclusion_mask(pool, self.neighbors[q]) if cfg.g_pool_mask \
             else torch.zeros(pool.shape, dtype=torch.bool, device=pool.device)
         with torch.set_grad_enabled(with_grad and cfg.g_softmax == "pool"):
-            h_q = self.G.encode(x[qm][q], qm)
-            d = pairwise_sq_dist(h_q, self.G.encode(x[xm][pool[0]], xm))  # (b, P)
+            h_q = self._encode(self.G, qm, q)
+            d = pairwise_sq_dist(h_q, self._encode(self.G, xm, pool[0]))  # (b, P)
         cols = sampling.draw(generator_log_probs(d.detach(), cfg.temperature, excluded),
                              cfg.n_samples, self.rng)
         items = pool.gather(1, cols)
         if cfg.g_softmax == "pool":
             return items, generator_log_probs(d, cfg.temperature, excluded).gather(1, cols)
         with torch.set_grad_enabled(with_grad):
-            h_q = self.G.encode(x[qm][q], qm)
-            h_s = self.G.encode(x[xm][items.reshape(-1)], xm).view(len(q), -1, cfg.bits)
+            h_q = self._encode(self.G, qm, q)
+            h_s = self._encode(self.G, xm, items.reshape(-1)).view(len(q), -1, cfg.bits)
             return items, torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
 
     def _positives(self, q: torch.Tensor, s: int) -> torch.Tensor:
         return sampling.positives(self.neighbors, q, s, self.rng,
                                   distinct=self.cfg.positives == "distinct")
+
+    def _encode(self, net: CrossModalHashNet, m: str, idx: torch.Tensor) -> torch.Tensor:
+        """Relaxed codes of training items ``idx`` of modality ``m``; inside a stage with
+        ``first_layer="deferred"`` through :class:`~ugach_core.deferred.DeferredLinear`."""
+        owner, layers = self._deferred
+        if owner is not net:
+            return net.encode(self.train_features[m][idx], m)
+        a = layers[m].rows(idx)
+        if torch.is_grad_enabled():  # its gradient is the layer's update (_deferred_step)
+            self._pending.append((layers[m], idx, a.requires_grad_()))
+        return net.net(m).head(a)
+
+    @contextlib.contextmanager
+    def _deferring(self, net: CrossModalHashNet) -> Iterator[None]:
+        """Defer ``net``'s first-layer updates for one stage; the weights are exact after."""
+        if self.cfg.first_layer != "deferred":
+            yield
+            return
+        with torch.no_grad():
+            self._deferred = (net, {m: DeferredLinear(net.net(m).common, net.net(m).normalise(x))
+                                    for m, x in self.train_features.items()})
+        try:
+            yield
+        finally:
+            for layer in self._deferred[1].values():
+                layer.close()
+            self._deferred, self._pending = (None, {}), []
+
+    def _deferred_step(self, opt: torch.optim.Optimizer) -> None:
+        """The SGD step of the deferred first layers used since the last one (each decayed
+        once, as the optimiser decays every parameter with a gradient)."""
+        group, steps = opt.param_groups[0], {}
+        for layer, idx, a in self._pending:
+            grad = a.grad if a.grad is not None else torch.zeros_like(a)
+            steps.setdefault(layer, []).append((idx, grad))
+        for layer, parts in steps.items():
+            layer.step(torch.cat([i for i, _ in parts]), torch.cat([g for _, g in parts]),
+                       group["lr"], group["weight_decay"])
+        self._pending.clear()
 
     @torch.no_grad()
     def relaxed_codes(self, model: CrossModalHashNet, batch: int = 4096

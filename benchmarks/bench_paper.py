@@ -1,0 +1,177 @@
+"""The ``paper`` schedule's deferred first layer against autograd + SGD, in one run, on
+MIRFlickr-shaped SYNTHETIC data (15,000 pairs, 13,500 fitted, 4096-d image, 1386-d text,
+hidden 8192, 64 bits, the ``paper`` preset).
+
+1. Equivalence: from one state and one random stream, ``--check-steps`` D steps (batch 1)
+   and as many G steps (one query each) per direction on both paths; the largest relative
+   weight difference and the share of equal bits of D's codes are printed.  These steps
+   also time the autograd path.
+2. Speed: the deferred path runs ``--steps`` D and G steps per direction (several refreshes
+   of its cached pre-activations, so their cost is in the mean); setup (the first
+   ``X W^T``) is timed apart and counted once per stage.
+3. A round of each: the steps of a round times the per-step cost, plus the parts both
+   share (sampling pass, D's codes for the rewards, validation), measured once.
+4. The memory floor of a dense exact step: read the first-layer weights once (forward) and
+   read and write them once (update), at the copy bandwidth measured in this run.
+
+Usage: PYTHONPATH=. python benchmarks/bench_paper.py [--steps 1500] [--check-steps 100]
+Writes its section of benchmarks/RESULTS.md and the numbers to
+benchmarks/results/paper[_gpu].json (chapter 7 reads them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from _common import HERE, write_section  # noqa: I001  (sets sys.path)
+
+import torch
+
+import ugach_core as u
+from ugach_core.book.provenance import provenance, write_results
+from bench_train import BITS, D_IMG, D_TXT, N_TRAIN, make_data, n_fit_of, random_neighbors
+
+
+def copy_bandwidth(device: torch.device, mb: int = 256) -> float:
+    """Bytes per second of ``copy_`` between two ``mb`` MB buffers (read + write)."""
+    a = torch.ones(mb << 18, device=device)
+    b = torch.empty_like(a)
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        b.copy_(a)
+        best = min(best, time.perf_counter() - t)
+    return 2 * a.numel() * 4 / best
+
+
+def run_steps(tr: u.Trainer, k: int, seed: int) -> tuple[float, float, float]:
+    """k D steps and k G steps per direction; returns (D s/step, G img-query s/step,
+    G txt-query s/step), setup included."""
+    n = len(tr.fit_idx)
+    g = torch.Generator().manual_seed(seed)
+    trip = {d: tuple(torch.randint(0, n, (k,), generator=g) for _ in range(3))
+            for d in ("i2t", "t2i")}
+    t = time.perf_counter()
+    tr.train_discriminator(trip)
+    out = [(time.perf_counter() - t) / (2 * k)]
+    d_codes = tr.relaxed_codes(tr.D)
+    q = torch.randint(0, n, (k,), generator=g)
+    for qm in ("img", "txt"):
+        with tr._deferring(tr.G):
+            t = time.perf_counter()
+            for i in range(k):
+                tr.g_step(q[i:i + 1], qm, d_codes)
+        out.append((time.perf_counter() - t) / k)
+    return tuple(out)
+
+
+def setup_seconds(tr: u.Trainer) -> float:
+    """One stage's setup: the deferred layers' first X W^T for both modalities."""
+    t = time.perf_counter()
+    with tr._deferring(tr.D):
+        pass
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--check-steps", type=int, default=100)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    t0 = time.perf_counter()
+    lines: list[str] = []
+
+    def say(s: str = "") -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    data = make_data(N_TRAIN, D_IMG, D_TXT)
+    cfg = u.paper(BITS)
+    nb = random_neighbors(n_fit_of(data, cfg))
+    ref, new = (u.Trainer(cfg.replace(first_layer=f), data, seed=0, device=dev,
+                          progress=False, neighbors=nb) for f in ("autograd", "deferred"))
+    n, k = len(ref.fit_idx), args.check_steps
+    say(f"### The `paper` schedule, {N_TRAIN:,} training pairs ({n:,} fitted), "
+        f"{D_IMG}-d image / {D_TXT}-d text, hidden {cfg.hidden}, {BITS} bits (synthetic)\n")
+    # --- 1. equivalence (and the autograd path's timing) --------------------------------
+    t_ref = run_steps(ref, k, seed=1)
+    t_chk = run_steps(new, k, seed=1)
+    worst = {net: max(float((a - b).abs().max() / b.abs().max())
+                      for a, b in zip(getattr(new, net).state_dict().values(),
+                                      getattr(ref, net).state_dict().values()))
+             for net in ("D", "G")}
+    same = min(float((new.D.net(m).codes(new.features[m])
+                      == ref.D.net(m).codes(ref.features[m])).float().mean())
+               for m in ("img", "txt"))
+    say(f"Equivalence after {2 * k} D steps and {2 * k} G steps from one state: largest "
+        f"relative weight difference D {worst['D']:.1e}, G {worst['G']:.1e} (goal < 1e-5); "
+        f"D's binary codes of all {data.n:,} items agree on {same:.4%} of bits.\n")
+    # --- 2. steady-state speed of the deferred path --------------------------------------
+    setup = setup_seconds(new)
+    t_new = run_steps(new, args.steps, seed=2)
+    per_new = [t_new[0] - setup / (2 * args.steps)] + [
+        t - setup / args.steps for t in t_new[1:]]
+    # --- 3. a round --------------------------------------------------------------------
+    t = time.perf_counter()
+    ref.sample_triplets()
+    sampling_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ref.relaxed_codes(ref.D)
+    codes_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ref.validate()
+    val_s = time.perf_counter() - t
+    d_steps = cfg.d_epochs * 2 * math.ceil(n * cfg.n_samples / cfg.d_batch)
+    g_steps = cfg.g_epochs * math.ceil(n / cfg.g_batch)  # per query modality
+    shared = sampling_s + codes_s + val_s
+    rounds = {"autograd": d_steps * t_ref[0] + g_steps * (t_ref[1] + t_ref[2]) + shared,
+              "deferred": d_steps * per_new[0] + g_steps * (per_new[1] + per_new[2])
+              + shared + (1 + cfg.g_epochs) * setup}
+    say("| path | s per D step | s per G step (img, txt query) | D epoch s | G epochs s | "
+        "shared s | **round s** | 30 rounds h |")
+    say("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, st in (("autograd + SGD", t_ref), ("deferred (`paper` default)", per_new)):
+        key = name.split()[0]
+        say(f"| {name} | {st[0]:.4f} | {st[1]:.4f}, {st[2]:.4f} | {d_steps * st[0]:,.0f} | "
+            f"{g_steps * (st[1] + st[2]):,.0f} | {shared:.0f} | **{rounds[key]:,.0f}** | "
+            f"{30 * rounds[key] / 3600:.1f} |")
+    say()
+    say(f"Steps per round: {d_steps:,} D, {2 * g_steps:,} G. Autograd timed on {2 * k} steps "
+        f"of each kind; deferred on {2 * args.steps}, with its setup ({setup:.1f} s per stage, "
+        f"{1 + cfg.g_epochs} stages per round) counted once per stage. Shared: sampling pass "
+        f"{sampling_s:.0f} s, D's codes {codes_s:.0f} s, validation {val_s:.0f} s.\n")
+    say(f"**Per round, deferred is {rounds['autograd'] / rounds['deferred']:.1f}x faster than "
+        f"autograd + SGD** (goal: at least 3x on the 2-core CPU); D step "
+        f"{t_ref[0] / per_new[0]:.1f}x, G step {(t_ref[1] + t_ref[2]) / sum(per_new[1:]):.1f}x.\n")
+    # --- 4. the memory floor of a dense exact step ----------------------------------------
+    bw = copy_bandwidth(dev)
+    h, l = cfg.hidden, cfg.bits
+    weights = 4 * (h * (D_IMG + D_TXT) + 2 * h * l)  # bytes of the D (or G) weights
+    floor = 3 * weights / bw
+    say(f"Memory floor of a dense exact step (read every weight once for the forward pass, "
+        f"read and write it once for the update: {3 * weights / 1e6:,.0f} MB) at the copy "
+        f"bandwidth measured here ({bw / 1e9:.1f} GB/s): {floor * 1e3:.1f} ms. D step / floor: "
+        f"autograd {t_ref[0] / floor:.1f}, deferred {per_new[0] / floor:.2f}; G step / floor: "
+        f"autograd {(t_ref[1] + t_ref[2]) / 2 / floor:.1f}, deferred "
+        f"{sum(per_new[1:]) / 2 / floor:.2f}. Below 1 means under the dense floor: the "
+        "deferred step never reads the dense first layer.")
+    say(f"\nBenchmark wall time: {time.perf_counter() - t0:.0f} s.")
+    row = {"data": "mirflickr25k-shaped synthetic", "n_fit": n, "hidden": h, "bits": l,
+           "d_steps": d_steps, "g_steps": 2 * g_steps, "check_steps": 2 * k,
+           "max_rel_diff_D": worst["D"], "max_rel_diff_G": worst["G"], "same_bits": same,
+           "round_s_autograd": rounds["autograd"], "round_s_deferred": rounds["deferred"],
+           "d_step_s": {"autograd": t_ref[0], "deferred": per_new[0]},
+           "g_step_s": {"autograd": t_ref[1:], "deferred": per_new[1:]},
+           "setup_s": setup, "shared_s": shared, "copy_bandwidth": bw, "floor_s": floor}
+    suffix = "_gpu" if dev.type == "cuda" else ""
+    write_results(HERE / "results" / f"paper{suffix}.json", [row], provenance(None, dev))
+    write_section("paper", "The `paper` schedule's speed (`benchmarks/bench_paper.py`)",
+                  "\n".join(lines), device=args.device)
+
+
+if __name__ == "__main__":
+    main()
