@@ -104,3 +104,28 @@ def test_cli_synthetic_ok_flag(tmp_path, capsys, monkeypatch):
                  "--k-img", "2", "--k-txt", "2"]) == 0
     captured = capsys.readouterr()
     assert "SYNTHETIC" in captured.err + captured.out
+
+
+def test_cli_set_changes_config_fields(tiny_npz, tmp_path, capsys, monkeypatch):
+    """train --set FIELD=VALUE: typed like the field, recorded in the row's config; a wrong
+    field, value or combination ends with exit code 2 and says what to pass."""
+    monkeypatch.setenv("UGACH_SMOKE", "1")
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(tiny_npz), "--bits", "8", "--preset", "paper",
+                 "--set", "negatives=random", "--set", "d_lr=2e-3", "--set",
+                 "g_pool_mask=true", "--set", "fn_guard=3", "--out", str(out),
+                 "--no-progress"]) == 0
+    cfg = json.loads((out / "results.json").read_text())[0]["config"]
+    assert (cfg["negatives"], cfg["d_lr"], cfg["g_pool_mask"], cfg["fn_guard"]) == \
+        ("random", 2e-3, True, 3)
+    assert cfg["first_layer"] == "deferred"  # the paper preset's default stays
+    capsys.readouterr()
+    for item, says in (("foo=1", "FIELD one of"), ("g_pool_mask=maybe", "true or false"),
+                       ("negatives=bad", "negatives must be one of"),
+                       ("hidden=wide", "invalid literal"), ("bits=8", "own flags")):
+        assert main(["train", "--data", str(tiny_npz), "--set", item,
+                     "--out", str(tmp_path / "x")]) == 2, item
+        assert says in capsys.readouterr().err, item
+    assert main(["train", "--data", str(tiny_npz), "--preset", "fast", "--set",
+                 "first_layer=deferred", "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    assert "needs optimizer='sgd'" in capsys.readouterr().err

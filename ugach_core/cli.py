@@ -17,7 +17,7 @@ import torch
 from .baselines import cca_itq_scores
 from .book.provenance import provenance, results_text
 from .callbacks import Checkpoint, LogTestMAP, PrintLogger
-from .config import PRESETS, VALID_BITS_RANGE, get_preset
+from .config import PRESETS, VALID_BITS_RANGE, UGACHConfig, get_preset
 from .data import LOADERS, data_root, load
 from .data.download import DownloadError
 from .evaluation import mean_std, retrieval_scores
@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg = get_preset(args.preset, bits)
             if args.rounds is not None:
                 cfg = cfg.replace(rounds=args.rounds)
+            cfg = cfg.replace(**args.overrides)  # --set FIELD=VALUE
             print(cfg, flush=True)
             ckpt = Path(args.ckpt_dir or out) / f"ugach_{cfg.preset}_{bits}b_seed{seed}.pt"
             # LogTestMAP at round 0: the pretrained D's test MAP, reported next to the
@@ -296,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="several seeds (overrides --seed); prints mean +- std. CUB-10 has no "
                         "official split: seed s also draws the split (split_seed=s)")
     t.add_argument("--rounds", type=int, default=None, help="override the preset's rounds")
+    t.add_argument("--set", dest="set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one field of the preset's configuration, e.g. --set "
+                        "negatives=random --set d_lr=1e-3 (repeatable)")
     t.add_argument("--out", default="runs/ugach", help="output folder (default: runs/ugach)")
     t.add_argument("--baseline", action="store_true", help="also fit CCA-ITQ in the same harness")
     t.add_argument("--resume", action="store_true", help="continue from checkpoints in --out")
@@ -404,6 +408,29 @@ def _writable_folder(path: str, flag: str) -> None:
                        "folder you can write to") from None
 
 
+def _overrides(items: list[str]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` items as config fields, each value of its field's type."""
+    default, out = UGACHConfig(), {}
+    fields = [k for k in default.to_dict() if k not in ("preset", "bits", "extra")]
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise CLIError(f"--set {item}: expected FIELD=VALUE with FIELD one of "
+                           f"{', '.join(fields)} (--bits and --preset have their own flags)")
+        kind = type(getattr(default, key))
+        try:
+            if kind is bool:
+                value = {"true": True, "1": True, "false": False, "0": False}[raw.lower()]
+            else:
+                value = kind(raw)
+            UGACHConfig().replace(**{key: value})  # the config's own checks
+        except (KeyError, ValueError) as e:
+            raise CLIError(f"--set {item}: {e if isinstance(e, ValueError) else 'use true '}"
+                           f"{'' if isinstance(e, ValueError) else 'or false'}") from None
+        out[key] = value
+    return out
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Every check of the arguments that argparse cannot make, in one place, before any work.
 
@@ -429,6 +456,7 @@ def check_args(args: argparse.Namespace) -> None:
     if getattr(args, "k_img", None) == 0 and getattr(args, "k_txt", None) == 0:
         raise CLIError("--k-img 0 --k-txt 0: the graph needs at least one neighbour per item; "
                        "pass --k-img or --k-txt of 1 or more")
+    args.overrides = _overrides(getattr(args, "set", None) or [])
     t = getattr(args, "time_limit", None)
     if t is not None and not t > 0:
         raise CLIError(f"--time-limit {t:g} must be positive (seconds of training per run); "
