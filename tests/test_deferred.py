@@ -81,3 +81,25 @@ def test_deferred_linear_refreshes_and_materialises_exactly():
 def test_deferred_needs_plain_sgd():
     with pytest.raises(ValueError, match="optimizer='sgd'"):
         u.fast(32).replace(first_layer="deferred")
+
+
+def test_readme_states_the_paper_benchmark():
+    """README, "Speed": the deferred `paper` round against autograd + SGD, from
+    benchmarks/results/paper.json (bench_paper.py on a clean commit)."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    data = json.loads((repo / "benchmarks" / "results" / "paper.json").read_text())
+    (r,), prov = data["rows"], data["provenance"]
+    assert prov["clean"] and not prov["smoke"] and prov["device"] == "cpu"
+    auto, dfr = r["round_s_autograd"], r["round_s_deferred"]
+    assert auto / dfr >= 3  # the goal on the 2-core CPU
+    assert max(r["rel_diff_first"].values()) < 1e-6  # one step: rounding only
+    for net in ("D", "G"):  # many steps: as far as autograd is from itself
+        assert r["rel_diff"][net] < 2 * r["rel_diff_perturbed"][net]
+    text = " ".join((repo / "README.md").read_text(encoding="utf-8").split())
+    assert (f"a round {auto / dfr:.1f}x faster than autograd + SGD ({auto:,.0f} s against "
+            f"{dfr:,.0f} s; 30 rounds: {30 * auto / 3600:.1f} h against "
+            f"{30 * dfr / 3600:.1f} h)") in text
+    assert (f"the same weights within {max(r['rel_diff_first'].values()):.0e}") in text

@@ -22,7 +22,7 @@ README = REPO / "README.md"
 
 # every json file the book and the README read; a new one must be added here (and checked)
 RUN_FILES = ("wikipedia_fast", "wikipedia_paper_gpu", "wikipedia_paper_text_gpu",
-             "wikipedia_ablations", "study", "cub10_paper")
+             "wikipedia_ablations", "study", "cub10_paper", "cub10_paper_control")
 PUBLISHED = RESULTS / "published" / "published.json"
 PROVENANCE_KEYS = ("command", "commit", "date", "hardware", "version")
 
@@ -433,3 +433,42 @@ def test_readme_paper_preset_on_cub10():
     assert f"(the best: {ugach[best]:.3f}, `{best}`), below the regularised CCA-ITQ " \
            f"({cca:.3f})" in text
     assert f"{round(r['train_seconds'] / 60)} min" in text
+
+
+def test_readme_paper_schedule_control_on_cub10():
+    """README: the `paper` schedule on CUB-10 splits 0-2 with the generator's negatives and
+    with uniform ones (deferred first layer): the gains over the pretrained D, mean +-
+    sample std, and the verdict chosen by the numbers as chapter 10 chooses it."""
+    import numpy as np
+
+    rows = rows_of("cub10_paper_control")
+    gains = {}
+    for r in rows:
+        assert r["dataset"] == ("cub10" if r["seed"] == 0 else f"cub10-split{r['seed']}")
+        assert (r["preset"], r["bits"]) == ("paper", 32)
+        assert r["rounds_done"] == 30 and r["clean"]
+        assert r["config"]["first_layer"] == "deferred"
+        gains.setdefault(r["config"]["negatives"], {})[r["seed"]] = (
+            r["map_i2t"] + r["map_t2i"] - r["pretrained_map_i2t"] - r["pretrained_map_t2i"]) / 2
+    assert {k: sorted(v) for k, v in gains.items()} == {"generator": [0, 1, 2],
+                                                         "random": [0, 1, 2]}
+    (gm, gs), (rm, rs) = [(np.mean(list(gains[k].values())),
+                           np.std(list(gains[k].values()), ddof=1))
+                          for k in ("generator", "random")]
+    spread = max(gs, rs)
+    verdict = ("more than" if gm - rm > spread else "less than" if rm - gm > spread
+               else "within the seed spread of")
+    minutes = {k: round(np.mean([r["train_seconds"] for r in rows
+                                 if r["config"]["negatives"] == k]) / 60)
+               for k in ("generator", "random")}
+    text = " ".join(readme_section("Presets: which one reproduces what").split())
+    assert (f"the rounds gain {gm:+.3f} ± {gs:.3f} with the generator's negatives and "
+            f"{rm:+.3f} ± {rs:.3f} with uniform ones") in text
+    assert f"the generator's gain is {verdict} the uniform negatives' gain" in text
+    assert (f"about {minutes['generator']} min a run with the generator and "
+            f"{minutes['random']} min with uniform negatives") in text
+    (g0,) = [r for r in rows if r["seed"] == 0 and r["config"]["negatives"] == "generator"]
+    (auto,) = rows_of("cub10_paper")
+    g0_map, auto_map = [(r["map_i2t"] + r["map_t2i"]) / 2 for r in (g0, auto)]
+    assert (f"The seed-0 rerun with the generator ends at {g0_map:.3f}, against "
+            f"{auto_map:.3f} for the autograd run") in text
