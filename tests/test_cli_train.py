@@ -176,6 +176,23 @@ def test_resume_prints_where_it_continues(tiny_npz, tmp_path, capsys):
     assert f"resumed {tmp_path / CKPT} at round 1" in capsys.readouterr().out
 
 
+def test_resume_with_another_config_names_the_set_flags(tiny_npz, tmp_path, capsys,
+                                                         monkeypatch):
+    """A checkpoint of another configuration (e.g. a `paper` run from before the deferred
+    first layer) is refused with the --set flags that finish it; with them it resumes."""
+    monkeypatch.setenv("UGACH_SMOKE", "1")
+    args = ["train", "--data", str(tiny_npz), "--preset", "paper", "--bits", "8",
+            "--out", str(tmp_path), "--no-progress", "--rounds", "2"]
+    assert main([*args, "--set", "first_layer=autograd", "--time-limit", "1e-6"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "first_layer='autograd' (asked: 'deferred')" in err
+    assert "pass --set first_layer=autograd;" in err
+    assert main([*args, "--resume", "--set", "first_layer=autograd"]) == 0
+    assert "resumed" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- --ckpt-dir
 def test_ckpt_dir_takes_the_checkpoints(tiny_npz, tmp_path):
     out, ck = tmp_path / "out", tmp_path / "ckpts"

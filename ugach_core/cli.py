@@ -359,9 +359,12 @@ def _same_config(resumed: Any, asked: Any, ckpt: Path) -> None:
     a, b = resumed.to_dict(), asked.to_dict()
     diff = [f"{k}={a[k]!r} (asked: {b[k]!r})" for k in a if k != "extra" and a[k] != b.get(k)]
     if diff:
-        raise CLIError(f"{ckpt} holds a run with {', '.join(diff)}; drop the options (or the "
-                       "UGACH_SMOKE setting) that differ to finish that run, or drop --resume "
-                       "(or pass another --out / --ckpt-dir) to start a new one")
+        sets = " ".join(f"--set {k}={a[k]}" for k in a
+                        if k not in ("extra", "preset", "bits") and a[k] != b.get(k))
+        raise CLIError(f"{ckpt} holds a run with {', '.join(diff)}; to finish that run, "
+                       f"drop the options (or the UGACH_SMOKE setting) that differ, or pass "
+                       f"{sets or 'the same options'}; or drop --resume (or pass another "
+                       "--out / --ckpt-dir) to start a new one")
 
 
 def _device(name: str | None) -> torch.device | None:
