@@ -16,9 +16,10 @@ BOOK = PKG.parent / "book"
 NOT_METHOD = {"cli", "viz", "__main__", "__init__"}
 # The target is 2,000 lines; the core is still above it, so this ceiling keeps it from
 # growing (2,340 after the refactor; +39 for the study's false-negative remedies; +137 for
-# the paper schedule's deferred first layer, deferred.py and its use in train.py): lower
-# it whenever the core shrinks, until it reaches the target.
-METHOD_LINES = 2516
+# the paper schedule's deferred first layer, deferred.py and its use in train.py; +6 for
+# its dense update of a batch larger than its rank budget): lower it whenever the core
+# shrinks, until it reaches the target.
+METHOD_LINES = 2522
 CODE_WIDTH = 88
 
 

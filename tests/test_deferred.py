@@ -69,7 +69,7 @@ def test_deferred_linear_refreshes_and_materialises_exactly():
     w = lin.weight.detach().clone()
     layer = DeferredLinear(lin, x, max_rank=5)
     for step in range(40):
-        idx = torch.randint(0, 30, (1 + step % 3,))
+        idx = torch.randint(0, 30, (7 if step % 10 == 9 else 1 + step % 3,))  # 7 > budget
         assert _rel(layer.rows(idx), x[idx] @ w.T) < REL
         grad = torch.randn(len(idx), 7)
         layer.step(idx, grad, lr=0.05, wd=0.01)

@@ -53,11 +53,17 @@ class DeferredLinear:
 
     def step(self, idx: torch.Tensor, grad: torch.Tensor, lr: float, wd: float) -> None:
         """One SGD step: ``grad`` is dL/d(pre-activation) of the rows ``idx`` (``(m, h)``)."""
-        if self.rank + len(idx) > self.u.shape[0] or self.spent >= self._refresh_cost:
-            self.materialise()
-            self._refresh()
-        self.scale *= 1.0 - lr * wd
         r, m = self.rank, len(idx)
+        if r + m > self.u.shape[0] or self.spent >= self._refresh_cost:
+            self.materialise()
+            if m > self.u.shape[0]:  # more rows than the rank budget: a dense update
+                with torch.no_grad():
+                    self.weight.mul_(1.0 - lr * wd).addmm_(grad.T, self.x[idx], alpha=-lr)
+            self._refresh()
+            if m > self.u.shape[0]:
+                return
+            r = 0
+        self.scale *= 1.0 - lr * wd
         torch.mul(grad, -lr / self.scale, out=self.u[r:r + m])
         self.v[r:r + m] = self.x[idx]
         self.rank += m
