@@ -421,15 +421,14 @@ def _overrides(items: list[str]) -> dict[str, Any]:
             raise CLIError(f"--set {item}: expected FIELD=VALUE with FIELD one of "
                            f"{', '.join(fields)} (--bits and --preset have their own flags)")
         kind = type(getattr(default, key))
+        booleans = {"true": True, "1": True, "false": False, "0": False}
+        if kind is bool and raw.lower() not in booleans:
+            raise CLIError(f"--set {item}: use true or false")
         try:
-            if kind is bool:
-                value = {"true": True, "1": True, "false": False, "0": False}[raw.lower()]
-            else:
-                value = kind(raw)
-            UGACHConfig().replace(**{key: value})  # the config's own checks
-        except (KeyError, ValueError) as e:
-            raise CLIError(f"--set {item}: {e if isinstance(e, ValueError) else 'use true '}"
-                           f"{'' if isinstance(e, ValueError) else 'or false'}") from None
+            value = booleans[raw.lower()] if kind is bool else kind(raw)
+            default.replace(**{key: value})  # the config's own checks
+        except ValueError as e:
+            raise CLIError(f"--set {item}: {e}") from None
         out[key] = value
     return out
 

@@ -14,9 +14,10 @@ the training items follow without touching :math:`W`:
 once.  A step then reads :math:`O(r (d + h))` numbers instead of writing a dense
 ``hidden x d`` gradient and reading and writing the weights (about 5 passes over 128 MB
 for MIRFlickr's 4096-d images).  When the corrections have cost as much as recomputing
-:math:`Z`, :math:`W` is materialised and :math:`Z` recomputed, so rounding never builds
-up.  The result equals autograd + ``torch.optim.SGD`` up to float rounding (tested to
-1e-5 relative over 200 steps).  Chapter 7 ("Presets: paper, paper_text, fast").
+:math:`Z`, :math:`W` is materialised and :math:`Z` recomputed from it.  One step equals autograd
++ ``torch.optim.SGD`` up to float rounding; over 200 steps the tests hold it to 1e-5
+relative on small shapes (at MIRFlickr's width the batch-1 trajectory amplifies rounding
+on either path: ``benchmarks/bench_paper.py``).  Chapter 7.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from torch import nn
 
 
 class DeferredLinear:
-    """``linear``'s weight over the fixed inputs ``x`` (``(n, d)``, already normalised),
-    with its SGD updates kept as a scale and a low-rank product until :meth:`close`.
-    The bias is left to the optimiser. Chapter 7."""
+    """``linear``'s weight over fixed inputs ``x`` (``(n, d)``, normalised), SGD updates kept
+    as scale and low-rank product until :meth:`close`; bias left to optimiser. Chapter 7."""
 
     def __init__(self, linear: nn.Linear, x: torch.Tensor, max_rank: int = 4096):
         self.weight, self.x = linear.weight, x
