@@ -17,9 +17,10 @@ NOT_METHOD = {"cli", "viz", "__main__", "__init__"}
 # The target is 2,000 lines; the core is still above it, so this ceiling keeps it from
 # growing (2,340 after the refactor; +39 for the study's false-negative remedies; +137 for
 # the paper schedule's deferred first layer, deferred.py and its use in train.py; +6 for
-# its dense update of a batch larger than its rank budget): lower it whenever the core
-# shrinks, until it reaches the target.
-METHOD_LINES = 2522
+# its dense update of a batch larger than its rank budget; +19 for feature_norm="fc7", the
+# input scaling of the study's issue): lower it whenever the core shrinks, until it
+# reaches the target.
+METHOD_LINES = 2541
 CODE_WIDTH = 88
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ugach_core.model import Discriminator, Generator, HashNet
+from ugach_core.model import FC7_NORMS, Discriminator, Generator, HashNet, input_norm
 
 # Hand-chosen weights of HashNet(d_in=3, bits=2, hidden=4)
 WC = np.array([[0.5, -1.0, 0.25],
@@ -118,3 +118,46 @@ def test_wrong_input_width_raises(shape):
     net = HashNet(d_in=3, bits=2, hidden=4)
     with pytest.raises(ValueError, match=r"expected features of shape \(batch, 3\)"):
         net(torch.zeros(shape))
+
+
+def test_fc7_input_norm_gives_the_authors_mean_norm():
+    """feature_norm="fc7": one scale per modality, no shift; after it the training rows have
+    the mean L2 norm of the authors' inputs (FC7_NORMS), whatever their own scale."""
+    g = torch.Generator().manual_seed(0)
+    for m, raw_scale in (("img", 0.01), ("txt", 30.0)):
+        x = torch.rand(50, 7, generator=g) * raw_scale
+        shift, scale = input_norm(x, m, "fc7")
+        net = HashNet(d_in=7, bits=4, hidden=8)
+        net.set_input_norm(shift, scale)
+        assert torch.equal(net.in_shift, torch.zeros(7))
+        assert torch.all(net.in_scale == net.in_scale[0])  # one scalar: directions kept
+        mean_norm = net.normalise(x).norm(dim=1).mean().item()
+        assert mean_norm == pytest.approx(FC7_NORMS[m], rel=1e-5)
+    mean, std = input_norm(x, "txt", "zscore")
+    torch.testing.assert_close(mean, x.mean(0))
+    torch.testing.assert_close(std, x.std(0))
+    with pytest.raises(ValueError, match="'zscore' or 'fc7'"):
+        input_norm(x, "txt", "l2")
+
+
+def test_fc7_norms_are_the_authors_inputs(mir_root):
+    """FC7_NORMS recomputed from the files named in its comment."""
+    import scipy.io
+
+    img = np.loadtxt(mir_root / "ugach_samples" / "train_img.txt")
+    tags = scipy.io.loadmat(mir_root / "mirflickr25k-yall.mat")["YAll"].astype(np.float64)
+    assert np.linalg.norm(img, axis=1).mean() == pytest.approx(FC7_NORMS["img"], abs=0.005)
+    assert np.linalg.norm(tags, axis=1).mean() == pytest.approx(FC7_NORMS["txt"], abs=0.0005)
+
+
+def test_trainer_scales_both_nets_inputs_with_feature_norm_fc7():
+    from ugach_core import smoke
+    from ugach_core.data import make_synthetic
+    from ugach_core.train import Trainer
+
+    trainer = Trainer(smoke(16).replace(feature_norm="fc7"), make_synthetic(n=80, d_img=12,
+                      d_txt=5), progress=False)
+    for m, x in trainer.train_features.items():
+        for net in (trainer.G, trainer.D):
+            got = net.net(m).normalise(x).norm(dim=1).mean().item()
+            assert got == pytest.approx(FC7_NORMS[m], rel=1e-5)

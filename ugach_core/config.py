@@ -54,7 +54,8 @@ class UGACHConfig:
     k_img: int = 5  # neighbours taken from image space (self included)
     k_txt: int = 5  # neighbours taken from text space (self included)
     graph_metric: Literal["euclidean", "cosine"] = "euclidean"
-    feature_norm: Literal["none", "zscore"] = "none"  # raw features (authors) or z-scored
+    # raw features (authors), z-scored, or scaled to the authors' mean input norm ("fc7")
+    feature_norm: Literal["none", "zscore", "fc7"] = "none"
     # --- objective -------------------------------------------------------------------
     margin: float = 4.0  # m (paper: 1) or beta = l/8 (code)
     reward: Literal["sigmoid", "log"] = "sigmoid"  # sigmoid(f) (code) or -log(1-D) (paper)

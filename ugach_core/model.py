@@ -17,6 +17,24 @@ import torch
 from torch import nn
 
 MODALITIES = ("img", "txt")
+# Mean L2 norm of the authors' inputs (computed from ../shared/data/mirflickr25k): image =
+# their 10 published VGG19 fc7 rows (ugach_samples/train_img.txt), text = MIRFlickr's
+# 20,015 binary tag vectors (mirflickr25k-yall.mat); tests/test_model.py recomputes both.
+FC7_NORMS = {"img": 48.19, "txt": 2.006}
+
+
+def input_norm(x: torch.Tensor, modality: str, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(shift, scale)`` for :meth:`HashNet.set_input_norm` from training features ``x``:
+    ``"zscore"``: each column's mean and std; ``"fc7"``: no shift and one scale per
+    modality, :math:`s = \\overline{\\lVert x \\rVert} / n_m` (:data:`FC7_NORMS`), so the
+    inputs have the mean norm of the authors' (fc7 images, binary tags) and the first
+    layer starts in the regime of their code. Chapter 7."""
+    if how == "zscore":
+        return x.mean(0), x.std(0)
+    if how != "fc7":
+        raise ValueError(f"input norm must be 'zscore' or 'fc7', got {how!r}")
+    scale = x.norm(dim=1).mean() / FC7_NORMS[modality]
+    return torch.zeros(x.shape[1]), scale.expand(x.shape[1])
 
 
 def authors_init_(module: nn.Linear, std: float = 0.1) -> None:

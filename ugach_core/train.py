@@ -41,7 +41,7 @@ from .data import CrossModalDataset
 from .graph import manifold_neighbors
 from .losses import (band_score, discriminator_loss, generator_log_probs, pairwise_sq_dist,
                      reinforce_loss, reward, sq_dist, triplet_score)
-from .model import CrossModalHashNet, Discriminator, Generator
+from .model import CrossModalHashNet, Discriminator, Generator, input_norm
 from .retrieval import encode
 from .selection import DIRECTIONS, BestState, retrieval_map
 from .utils import atomic_write, get_device, seed_everything
@@ -100,10 +100,10 @@ class Trainer:
         d_img, d_txt = data.dims
         self.G = Generator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
         self.D = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
-        if cfg.feature_norm == "zscore":
+        if cfg.feature_norm != "none":
             for m, x in self.train_features.items():
                 for net in (self.G, self.D):
-                    net.net(m).set_input_norm(x.mean(0), x.std(0))
+                    net.net(m).set_input_norm(*input_norm(x, m, cfg.feature_norm))
         self.opt_pre = self._optimizer(self.D, cfg.pretrain_lr)
         self.opt_d = self._optimizer(self.D, cfg.d_lr)
         self.opt_g = self._optimizer(self.G, cfg.g_lr)
