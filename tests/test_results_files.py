@@ -22,7 +22,8 @@ README = REPO / "README.md"
 
 # every json file the book and the README read; a new one must be added here (and checked)
 RUN_FILES = ("wikipedia_fast", "wikipedia_paper_gpu", "wikipedia_paper_text_gpu",
-             "wikipedia_ablations", "study", "cub10_paper", "cub10_paper_control")
+             "wikipedia_ablations", "study", "cub10_paper", "cub10_paper_control",
+             "wikipedia_paper_input_scale")
 PUBLISHED = RESULTS / "published" / "published.json"
 PROVENANCE_KEYS = ("command", "commit", "date", "hardware", "version")
 
@@ -212,6 +213,43 @@ def test_readme_paper_discriminator_loss_stays_at_the_margin():
         margin = row["config"]["margin"]
         assert margin == bits / 8
         assert all(0.99 * margin < d <= margin for d in losses), (bits, losses)
+
+
+def test_readme_paper_input_scale_on_wikipedia():
+    """"`--set feature_norm=fc7` ... in a 3-round CPU run at 32 bits, seed 0, D's loss in
+    the rounds is 2.25-2.74 instead of 3.98-3.99 (margin 4), G's mean reward 0.80-0.81
+    instead of 0.98, and the pretrained D reaches test MAP 0.220 image→text and 0.329
+    text→image instead of 0.175 and 0.122. Validation kept the pretrained D in both runs:
+    the rounds lowered its validation MAP"."""
+    from ugach_core.model import FC7_NORMS
+
+    folder = RESULTS / "wikipedia_paper_input_scale"
+    rows = {r["config"]["feature_norm"]: r for r in rows_of(folder.name)}
+    assert sorted(rows) == ["fc7", "none"]
+    logs = {v: (folder / f"log_{v}.txt").read_text() for v in rows}
+    text = " ".join(readme_section("Results on the real Wikipedia set").split())
+    for v, r in rows.items():
+        assert (r["preset"], r["bits"], r["seed"], r["rounds_done"]) == ("paper", 32, 0, 3)
+        assert f"feature_norm={v}" in r["command"] and r["clean"]
+        assert r["best_round"] == 0 and r["config"]["margin"] == 4.0
+        assert r["map_i2t"] == r["pretrained_map_i2t"]
+        val = [float(x) for x in re.findall(r"val_map=([\d.]+)", logs[v])]
+        assert len(val) == 4 and max(val[1:]) < val[0]
+    span = {v: [float(x) for x in re.findall(r"d_loss=([\d.]+)", logs[v])] for v in rows}
+    reward = {v: [float(x) for x in re.findall(r"reward=([\d.]+)", logs[v])] for v in rows}
+    assert f"{min(span['fc7']):.2f}-{max(span['fc7']):.2f}" == "2.25-2.74"
+    assert f"{min(span['none']):.2f}-{max(span['none']):.2f}" == "3.98-3.99"
+    assert f"{min(reward['fc7']):.2f}-{max(reward['fc7']):.2f}" == "0.80-0.81"
+    assert {f"{x:.2f}" for x in reward["none"]} == {"0.98"}
+    pre = {v: (round(r["pretrained_map_i2t"], 3), round(r["pretrained_map_t2i"], 3))
+           for v, r in rows.items()}
+    assert pre == {"fc7": (0.220, 0.329), "none": (0.175, 0.122)}
+    for quoted in ("(48.19 for their fc7 rows, 2.006 for MIRFlickr's binary tags)",
+                   "is 2.25-2.74 instead of 3.98-3.99 (margin 4), G's mean reward 0.80-0.81 "
+                   "instead of 0.98", "test MAP 0.220 image→text and 0.329 text→image "
+                   "instead of 0.175 and 0.122"):
+        assert quoted in text
+    assert (FC7_NORMS["img"], FC7_NORMS["txt"]) == (48.19, 2.006)
 
 
 def test_readme_fast_validation_picks_an_early_round(stored_wiki):
