@@ -520,3 +520,48 @@ def test_readme_paper_schedule_control_on_cub10():
     g0_map, auto_map = [(r["map_i2t"] + r["map_t2i"]) / 2 for r in (g0, auto)]
     assert (f"The seed-0 rerun with the generator ends at {g0_map:.3f}, against "
             f"{auto_map:.3f} for the autograd run") in text
+
+
+# ------------------------------------------------------------- README: "Scaling up"
+def test_readme_scaling_up_is_computed_from_the_benchmark():
+    """Every figure of the README's "Scaling up" comes from benchmarks/results/scaling.json
+    (a clean commit), in the units the README prints; the cost models are re-derived."""
+    data = json.loads((REPO / "benchmarks" / "results" / "scaling.json").read_text())
+    assert data["provenance"]["clean"] is True
+    (r,) = data["rows"]
+    m, c = r["fast_measured"], r["fast_check"]
+    text = " ".join(readme_section("Scaling up").split())
+    # the models, recomputed: a n^2 d for the graph, a n + b n^2 through two rounds
+    n0, t0 = r["knn_s_at"]
+    assert r["knn_s_nuswide_all"] == pytest.approx(t0 * (186_577 / n0) ** 2, rel=1e-9)
+    b = (m[1]["round_s"] / m[1]["n_fit"] - m[0]["round_s"] / m[0]["n_fit"]) / \
+        (m[1]["n_fit"] - m[0]["n_fit"])
+    a = m[0]["round_s"] / m[0]["n_fit"] - b * m[0]["n_fit"]
+    assert c["predicted_round_s"] == pytest.approx(a * c["n_fit"] + b * c["n_fit"] ** 2)
+    err = abs(c["measured_round_s"] / c["predicted_round_s"] - 1)
+    assert err < 0.1  # the model holds on the third size
+    quoted = [
+        f"machine with {r['ram_gb']:.0f} GB of memory",
+        f"took {t0:.1f} s for {n0:,} points of 4,096 dimensions",
+        f"that is {r['knn_s_nuswide_train']:.0f} s for NUS-WIDE's 5,000 training pairs",
+        f"{r['knn_s_nuswide_all'] / 3600:.1f} h for all 186,577 pairs",
+        f"one day at about {r['knn_day_n'] / 1e6:.1f} million items",
+        f"fill the memory at {r['knn_mem_n'] / 1e6:.1f} million",
+        f"took {m[0]['round_s']:.1f}, {m[1]['round_s']:.1f} and {m[2]['round_s']:.1f} s at "
+        f"{m[0]['n_fit']:,}, {m[1]['n_fit']:,} and {m[2]['n_fit']:,} fitted pairs",
+        f"predicts the third within {100 * err:.0f} % ({c['predicted_round_s']:.1f} s)",
+        f"takes about {r['fast_run_s_nuswide_train']:.0f} s for NUS-WIDE's 5,000",
+        f"{r['fast_run_s_mirflickr']:,.0f} s for MIRFlickr's 15,000",
+        f"one day at about {r['fast_day_n'] / 1e3:,.0f},000 training pairs",
+        f"at about {r['fast_mem_n'] / 1e3:,.0f},000 training pairs",
+        f"took {r['topk_s_at'][2]:.2f} s for {r['topk_s_at'][0]} queries against "
+        f"{r['topk_s_at'][1]:,} codes",
+        f"{r['topk_ms_per_query_nuswide']:.2f} ms per query against NUS-WIDE's",
+        f"{r['topk_ms_per_query_1e9']:,.0f} ms per query against 10^9 codes",
+        f"fill the memory at {r['topk_mem_n'] / 1e9:.1f} x 10^9",
+    ]
+    for q in quoted:
+        assert q in text, q
+    # "NUS-WIDE's 186,577 pairs fit every stage today"
+    assert max(r["knn_s_nuswide_train"], r["fast_run_s_nuswide_train"]) < 86_400
+    assert min(r["knn_mem_n"], r["fast_mem_n"], r["topk_mem_n"]) > 186_577
