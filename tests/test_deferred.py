@@ -80,7 +80,7 @@ def test_deferred_linear_refreshes_and_materialises_exactly():
 
 def test_deferred_linear_on_sparse_tags_sums_columns_exactly():
     """Binary tags (2 % non-zero, some rows empty): X W^T from the non-zero columns
-    (embedding_bag) at every refresh; rows and weights as the dense rule, cheaper refresh."""
+    (embedding_bag) at every refresh; rows and weights as the dense rule."""
     torch.manual_seed(0)
     x = (torch.rand(60, 50) < 0.02).float()
     x[7] = 0  # an item without tags
@@ -90,7 +90,6 @@ def test_deferred_linear_on_sparse_tags_sums_columns_exactly():
     layer = DeferredLinear(lin, x, max_rank=4)
     dense = DeferredLinear(nn.Linear(50, 9), x, sparse_below=0.0)
     assert layer._bags is not None and dense._bags is None
-    assert layer._refresh_cost < dense._refresh_cost / 5
     for step in range(40):
         idx = torch.randint(0, 60, (1 + step % 3,))
         idx[0] = (7, 8, 0)[step % 3]
