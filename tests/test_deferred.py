@@ -149,3 +149,22 @@ def test_readme_states_the_paper_benchmark():
             f"{dfr:,.0f} s; 30 rounds: {30 * auto / 3600:.1f} h against "
             f"{30 * dfr / 3600:.1f} h)") in text
     assert (f"the same weights within {max(r['rel_diff_first'].values()):.0e}") in text
+
+
+def test_readme_states_the_sparse_tags_benchmark():
+    """README, "Speed": the sparse refresh on tags, from benchmarks/results/paper_tags.json
+    (bench_tags.py on a clean commit)."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    data = json.loads((repo / "benchmarks" / "results" / "paper_tags.json").read_text())
+    (r,), prov = data["rows"], data["provenance"]
+    assert prov["clean"] and not prov["smoke"] and r["tag_density"] < 0.01
+    d, s = r["paths"]["dense refresh"], r["paths"]["sparse refresh (default)"]
+    assert d["setup_s"] > s["setup_s"]
+    text = " ".join((repo / "README.md").read_text(encoding="utf-8").split())
+    assert (f"({r['tag_density']:.2%} non-zero; `benchmarks/bench_tags.py`)") in text
+    assert (f"setup is {d['setup_s'] / s['setup_s']:.1f}x faster, a round's steps and setup "
+            f"only {d['round_s'] / s['round_s']:.2f}x ({s['round_s']:,.0f} s against "
+            f"{d['round_s']:,.0f} s)") in text

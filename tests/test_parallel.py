@@ -1,9 +1,11 @@
 """Data parallelism (ugach_core.parallel): two gloo processes under torchrun train the `fast`
 preset to the codes and weights of one process at the same global batch, each computing
-about half of every D step's triplets.  Also the errors of a wrong setup."""
+about half of every D step's triplets; the command line under torchrun.  Also the errors
+of a wrong setup."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +64,27 @@ def test_data_parallel_trainer_needs_a_process_group_and_the_autograd_path(tmp_p
             DataParallelTrainer(paper(16).replace(hidden=8), data, progress=False)
     finally:
         dist.destroy_process_group()
+
+
+def test_cli_train_under_torchrun_writes_the_results_of_one_process(tmp_path: Path):
+    """``torchrun ... -m ugach_core train``: the first process prints and writes; the rows
+    (test MAP, selected round) equal those of one process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    args = ["train", "--data", "synthetic", "--preset", "smoke", "--bits", "16",
+            "--no-progress"]
+    runs = {}
+    for name, launch in (("one", []), ("two", ["-m", "torch.distributed.run", "--standalone",
+                                                "--nproc-per-node", "2"])):
+        done = subprocess.run([sys.executable, *launch, "-m", "ugach_core", *args, "--out",
+                               str(tmp_path / name)], capture_output=True, text=True,
+                              env=env, timeout=600, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        runs[name] = (done.stdout, json.loads((tmp_path / name / "results.json").read_text()))
+    (row_one,), (row_two,) = runs["one"][1], runs["two"][1]
+    assert runs["two"][0].count("wrote ") == 1  # one process printed
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert row_two["best_round"] == row_one["best_round"]
+    for key in ("map_i2t", "map_t2i", "pretrained_map_i2t", "pretrained_map_t2i"):
+        assert row_two[key] == pytest.approx(row_one[key], abs=1e-9), key

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -78,9 +80,32 @@ def summarize(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains with D's batches split
+    over the processes (:class:`~ugach_core.parallel.DataParallelTrainer`, gloo on CPUs,
+    NCCL on GPUs); the first one prints and writes checkpoints and results."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _train(args, get_device(args.device), Trainer, lead=True)
+    import torch.distributed as dist
+
+    from .parallel import DataParallelTrainer
+
+    device = get_device(args.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        lead = dist.get_rank() == 0
+        with open(os.devnull, "w") as null, \
+                contextlib.redirect_stdout(sys.stdout if lead else null):
+            return _train(args, device, DataParallelTrainer, lead)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], lead: bool
+           ) -> int:
     data = load(args.data, root=args.root, synthetic_ok=args.synthetic_ok)
     print(data.summary())
-    device = get_device(args.device)
     out = Path(args.out)  # created (or refused) by check_args
     prov = provenance(args.command, device)  # the one schema (ugach_core.book.provenance)
     prov["smoke"] = prov["smoke"] or args.preset == "smoke"  # either shrinks the run
@@ -105,20 +130,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             ckpt = Path(args.ckpt_dir or out) / f"ugach_{cfg.preset}_{bits}b_seed{seed}.pt"
             # LogTestMAP at round 0: the pretrained D's test MAP, reported next to the
             # selected D's (never used for selection)
-            cbs = [Checkpoint(ckpt, every=args.checkpoint_every), LogTestMAP(rounds=[0])]
+            cbs = [Checkpoint(ckpt, every=args.checkpoint_every)] if lead else []
+            cbs.append(LogTestMAP(rounds=[0]))
             if args.verbose:
                 cbs.append(PrintLogger())
             t0 = time.perf_counter()
             if args.resume and ckpt.exists():
-                trainer = Trainer.resume(ckpt, data, device=device, callbacks=cbs,
-                                         progress=not args.no_progress)
+                trainer = cls.resume(ckpt, data, device=device, callbacks=cbs,
+                                     progress=lead and not args.no_progress)
                 _same_config(trainer.cfg, cfg, ckpt)
                 print(f"resumed {ckpt} at round {trainer.round}")
             else:
                 if args.resume:
                     print(f"no checkpoint {ckpt} to resume from; training from the start")
-                trainer = Trainer(cfg, data, seed=seed, device=device, callbacks=cbs,
-                                  progress=not args.no_progress)
+                trainer = cls(cfg, data, seed=seed, device=device, callbacks=cbs,
+                              progress=lead and not args.no_progress)
             trainer.fit(time_limit=args.time_limit)
             secs = time.perf_counter() - t0
             codes = trainer.codes("best")
@@ -134,8 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          "checkpoint": str(ckpt) if args.ckpt_dir else ckpt.name,
                          "config": trainer.cfg.to_dict(), **prov})
             print(format_table(rows[-2:] if args.baseline else rows[-1:]), flush=True)
-            # rewritten after each run; every row carries its provenance record
-            atomic_write_text(out / "results.json", results_text(rows))
+            if lead:  # rewritten after each run; every row carries its provenance record
+                atomic_write_text(out / "results.json", results_text(rows))
     print()
     if data.synthetic:
         print("NOTE: all results below are on SYNTHETIC data.")
