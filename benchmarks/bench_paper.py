@@ -56,10 +56,10 @@ def run_steps(tr: u.Trainer, k: int, seed: int) -> tuple[float, float, float]:
     t = time.perf_counter()
     tr.train_discriminator(trip)
     out = [(time.perf_counter() - t) / (2 * k)]
-    d_codes = tr.relaxed_codes(tr.D)
+    d_codes = tr.relaxed_codes(tr.discriminator)
     q = torch.randint(0, n, (k,), generator=g)
     for qm in ("img", "txt"):
-        with tr._deferring(tr.G):
+        with tr._deferring(tr.generator):
             t = time.perf_counter()
             for i in range(k):
                 tr.g_step(q[i:i + 1], qm, d_codes)
@@ -69,7 +69,8 @@ def run_steps(tr: u.Trainer, k: int, seed: int) -> tuple[float, float, float]:
 
 def rel_diff(tr: u.Trainer, ref: u.Trainer, net: str) -> float:
     """||w - w_ref|| / ||w_ref|| over all weights of ``net`` ("D" or "G")."""
-    a, b = (torch.cat([p.detach().flatten() for p in getattr(t, net).parameters()])
+    name = {"D": "discriminator", "G": "generator"}[net]
+    a, b = (torch.cat([p.detach().flatten() for p in getattr(t, name).parameters()])
             for t in (tr, ref))
     return float((a - b).norm() / b.norm())
 
@@ -77,7 +78,7 @@ def rel_diff(tr: u.Trainer, ref: u.Trainer, net: str) -> float:
 def setup_seconds(tr: u.Trainer) -> float:
     """One stage's setup: the deferred layers' first X W^T for both modalities."""
     t = time.perf_counter()
-    with tr._deferring(tr.D):
+    with tr._deferring(tr.discriminator):
         pass
     return time.perf_counter() - t
 
@@ -104,7 +105,7 @@ def main() -> None:
                       for f in ("autograd", "deferred", "autograd"))
     with torch.no_grad():  # a rounding-sized change: every weight times (1 + 1e-7 N(0, 1))
         g = torch.Generator(device=dev).manual_seed(5)
-        for p in list(pert.D.parameters()) + list(pert.G.parameters()):
+        for p in list(pert.discriminator.parameters()) + list(pert.generator.parameters()):
             p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=g, device=dev))
     n, k = len(ref.fit_idx), args.check_steps
     say(f"### The `paper` schedule, {N_TRAIN:,} training pairs ({n:,} fitted), "
@@ -119,8 +120,10 @@ def main() -> None:
         run_steps(pert, kk, seed=seed)
     worst = {net: rel_diff(new, ref, net) for net in ("D", "G")}
     noise = {net: rel_diff(pert, ref, net) for net in ("D", "G")}
-    same, same_pert = (min(float((tr.D.net(m).codes(tr.features[m])
-                                  == ref.D.net(m).codes(ref.features[m])).float().mean())
+    def codes(t: u.Trainer, m: str) -> torch.Tensor:
+        return t.discriminator.net(m).codes(t.features[m])
+
+    same, same_pert = (min(float((codes(tr, m) == codes(ref, m)).float().mean())
                            for m in ("img", "txt")) for tr in (new, pert))
     del pert
     say(f"Equivalence, as the relative distance of all weights ||w - w_ref|| / ||w_ref|| "
@@ -143,7 +146,7 @@ def main() -> None:
     ref.sample_triplets()
     sampling_s = time.perf_counter() - t
     t = time.perf_counter()
-    ref.relaxed_codes(ref.D)
+    ref.relaxed_codes(ref.discriminator)
     codes_s = time.perf_counter() - t
     t = time.perf_counter()
     ref.validate()

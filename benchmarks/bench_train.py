@@ -77,7 +77,8 @@ class RoundModel:
         for m in ("img", "txt"):
             x = tr.train_features[m][:rows]
             with torch.no_grad():
-                out[m] = timeit(lambda: tr.G.encode(x, m), repeat=2, sync=self.sync) / len(x)
+                out[m] = timeit(lambda: tr.generator.encode(x, m), repeat=2,
+                                sync=self.sync) / len(x)
         return out
 
     def measure(self, enc_row: dict[str, float], val_map_s: float) -> dict[str, float]:
@@ -93,7 +94,7 @@ class RoundModel:
             pool = sampling.random_pools(n, tr.pool_size, len(q), tr.rng, dev)
             excluded = sampling.exclusion_mask(pool, tr.neighbors[q])
             with torch.no_grad():
-                h_q = tr.G.encode(tr.train_features[qm][q], qm)
+                h_q = tr.generator.encode(tr.train_features[qm][q], qm)
                 d = pairwise_sq_dist(h_q, fake[xm]).gather(1, pool)
             sampling.draw(generator_log_probs(d, cfg.temperature, excluded), cfg.n_samples,
                           tr.rng)

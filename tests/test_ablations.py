@@ -62,11 +62,11 @@ def test_random_negatives_are_non_neighbours_and_uniform(tiny, tiny_cfg):
 def test_random_negatives_never_touch_generator(tiny, tiny_cfg):
     cfg = tiny_cfg(negatives="random")
     t = Trainer(cfg, tiny, seed=0, progress=False)
-    g0 = [p.detach().clone() for p in t.G.parameters()]
-    d0 = [p.detach().clone() for p in t.D.parameters()]
+    g0 = [p.detach().clone() for p in t.generator.parameters()]
+    d0 = [p.detach().clone() for p in t.discriminator.parameters()]
     hist = t.fit()
-    assert all(torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(d0, t.D.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(g0, t.generator.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, t.discriminator.parameters()))
     rounds = [h for h in hist if h.get("stage") == "adversarial"]
     assert len(rounds) == cfg.rounds
     assert all("g_loss" not in h and "reward" not in h and math.isfinite(h["d_loss"])
@@ -80,7 +80,7 @@ def test_random_negatives_change_the_result_generator_default_unchanged(tiny, ti
     for t in (a, b, c):
         t.fit()
     assert np.array_equal(a.codes("current")["img"], b.codes("current")["img"])
-    da, db, dc = (list(t.D.parameters()) for t in (a, b, c))
+    da, db, dc = (list(t.discriminator.parameters()) for t in (a, b, c))
     assert all(torch.equal(x, y) for x, y in zip(da, db))
     assert not all(torch.equal(x, y) for x, y in zip(da, dc))  # other negatives, other D
 

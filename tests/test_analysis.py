@@ -260,7 +260,7 @@ def test_snapshot_keeps_a_copy_not_a_view():
     from ugach_core.model import Discriminator
 
     class FakeTrainer:
-        D = Discriminator(3, 2, 4, hidden=5)
+        discriminator = Discriminator(3, 2, 4, hidden=5)
 
     snap = SnapshotDiscriminator(rounds=(0,))
     snap.on_round_end(FakeTrainer, {"round": 0})
@@ -268,7 +268,7 @@ def test_snapshot_keeps_a_copy_not_a_view():
     assert list(snap.states) == [0]
     w = snap.states[0]["img.common.weight"].clone()
     with torch.no_grad():
-        FakeTrainer.D.img.common.weight.add_(1.0)
+        FakeTrainer.discriminator.img.common.weight.add_(1.0)
     assert torch.equal(snap.states[0]["img.common.weight"], w)
 
 

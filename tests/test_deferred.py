@@ -12,6 +12,7 @@ from ugach_core.data import make_synthetic
 from ugach_core.deferred import DeferredLinear
 
 REL = 1e-5
+NETS = {"D": "discriminator", "G": "generator"}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -39,14 +40,14 @@ def test_deferred_steps_equal_autograd_sgd(preset):
         tr.train_discriminator(trip)  # 2 x 100 steps of batch 1
         tr.train_generator()  # 2 x n steps of one query
     for net in ("D", "G"):
-        a, b = getattr(new, net).state_dict(), getattr(ref, net).state_dict()
+        a, b = (getattr(t, NETS[net]).state_dict() for t in (new, ref))
         worst = max(_rel(a[k], b[k]) for k in b)
         assert worst < REL, (net, worst)
         assert not torch.equal(b["img.common.weight"],
-                               getattr(_trainers(preset)[0], net).img.common.weight)
+                               getattr(_trainers(preset)[0], NETS[net]).img.common.weight)
     for m in ("img", "txt"):
-        assert torch.equal(new.D.net(m).codes(new.features[m]),
-                           ref.D.net(m).codes(ref.features[m]))
+        assert torch.equal(new.discriminator.net(m).codes(new.features[m]),
+                           ref.discriminator.net(m).codes(ref.features[m]))
 
 
 def test_deferred_pretraining_and_round_match():
@@ -57,7 +58,8 @@ def test_deferred_pretraining_and_round_match():
         tr.fit()
     for h_ref, h_new in zip(ref.history, new.history):
         assert h_new.get("val_map") == pytest.approx(h_ref.get("val_map"), abs=1e-6)
-    worst = max(_rel(new.D.state_dict()[k], v) for k, v in ref.D.state_dict().items())
+    got = new.discriminator.state_dict()
+    worst = max(_rel(got[k], v) for k, v in ref.discriminator.state_dict().items())
     assert worst < REL
 
 
@@ -117,10 +119,10 @@ def test_deferred_paper_run_on_sparse_tags_equals_autograd():
     for tr in (ref, new):
         tr.train_discriminator(trip)
         tr.train_generator()
-    x = new.D.txt.normalise(new.train_features["txt"])
-    assert DeferredLinear(new.D.txt.common, x)._bags is not None  # the sparse path ran
+    x = new.discriminator.txt.normalise(new.train_features["txt"])
+    assert DeferredLinear(new.discriminator.txt.common, x)._bags is not None  # the sparse path ran
     for net in ("D", "G"):
-        a, b = getattr(new, net).state_dict(), getattr(ref, net).state_dict()
+        a, b = (getattr(t, NETS[net]).state_dict() for t in (new, ref))
         assert max(_rel(a[k], b[k]) for k in b) < REL, net
 
 

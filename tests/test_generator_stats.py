@@ -63,9 +63,9 @@ def test_pool_mass_equals_brute_force_enumeration(tiny, tiny_cfg):
     st = direction_stats(tr, q, "img", "txt", pools, 3, torch.Generator().manual_seed(0))
     lab = tiny.labels[tr.fit_idx] > 0
     with torch.no_grad():
-        h_txt = tr.G.encode(tr.train_features["txt"], "txt")
+        h_txt = tr.generator.encode(tr.train_features["txt"], "txt")
         for row, qi in enumerate(q.tolist()):
-            h_q = tr.G.encode(tr.train_features["img"][qi:qi + 1], "img")[0]
+            h_q = tr.generator.encode(tr.train_features["img"][qi:qi + 1], "img")[0]
             w = torch.exp(-((h_txt - h_q) ** 2).sum(1).double() / cfg.temperature)
             nb = set(tr.neighbors[qi].tolist())
             in_nb = torch.tensor([i in nb for i in range(n)])
@@ -90,14 +90,14 @@ def test_retrieval_map_equals_trainer(tiny, tiny_cfg):
     tr = Trainer(tiny_cfg(), tiny, seed=1, progress=False)
     tr.pretrain()
     v = tr.validate()
-    m = retrieval_map(tr.D, tr, "val")
+    m = retrieval_map(tr.discriminator, tr, "val")
     assert m["i2t"] == pytest.approx(v["val_map_i2t"])
     assert m["t2i"] == pytest.approx(v["val_map_t2i"])
     e = tr.evaluate("current")
-    t = retrieval_map(tr.D, tr, "test")
+    t = retrieval_map(tr.discriminator, tr, "test")
     assert t["i2t"] == pytest.approx(e["map_i2t"]) and t["t2i"] == pytest.approx(e["map_t2i"])
     with pytest.raises(ValueError, match="split must be 'val' or 'test', got 'train'"):
-        retrieval_map(tr.D, tr, "train")
+        retrieval_map(tr.discriminator, tr, "train")
 
 
 def test_stats_are_seeded_and_chance_matches_uniform_policy(tiny, tiny_cfg):
@@ -110,7 +110,7 @@ def test_stats_are_seeded_and_chance_matches_uniform_policy(tiny, tiny_cfg):
     assert 0 < a["entropy_norm"] <= 1 + 1e-9
     # a generator whose codes are all equal is the uniform policy: mass = chance, H = max
     with torch.no_grad():
-        for net in (tr.G.img, tr.G.txt):
+        for net in (tr.generator.img, tr.generator.txt):
             net.hash.weight.zero_()
     u = generator_policy_stats(tr, n_queries=50, seed=3).summary()
     assert u["mass_manifold"] == pytest.approx(u["mass_manifold_chance"], rel=1e-6)

@@ -158,6 +158,6 @@ def test_trainer_scales_both_nets_inputs_with_feature_norm_fc7():
     trainer = Trainer(smoke(16).replace(feature_norm="fc7"), make_synthetic(n=80, d_img=12,
                       d_txt=5), progress=False)
     for m, x in trainer.train_features.items():
-        for net in (trainer.G, trainer.D):
+        for net in (trainer.generator, trainer.discriminator):
             got = net.net(m).normalise(x).norm(dim=1).mean().item()
             assert got == pytest.approx(FC7_NORMS[m], rel=1e-5)

@@ -229,11 +229,11 @@ def test_codes_computed_once_equal_direct_encoding(tiny):
     """The rewards of a G phase read D's codes computed once for every training item: they
     equal encoding the queried items directly."""
     t = Trainer(cfg_for(), tiny, seed=1, progress=False)
-    codes = t.relaxed_codes(t.D, batch=7)  # several batches
+    codes = t.relaxed_codes(t.discriminator, batch=7)  # several batches
     idx = torch.tensor([0, 3, 17, 5])
     for m in ("img", "txt"):
         with torch.no_grad():
-            direct = t.D.encode(t.train_features[m][idx], m)
+            direct = t.discriminator.encode(t.train_features[m][idx], m)
         torch.testing.assert_close(codes[m][idx], direct, rtol=1e-5, atol=1e-6)
 
 
@@ -244,8 +244,8 @@ def _reference_triplets(t, key, qm, xm):
     pool = sampling.random_pools(n, t.pool_size, n, t.rng)
     excluded = sampling.exclusion_mask(pool, t.neighbors[q])
     with torch.no_grad():
-        h_q = t.G.encode(t.train_features[qm], qm)
-        h_p = t.G.encode(t.train_features[xm][pool.reshape(-1)], xm).view(n, -1, t.cfg.bits)
+        h_q = t.generator.encode(t.train_features[qm], qm)
+        h_p = t.generator.encode(t.train_features[xm][pool.reshape(-1)], xm).view(n, -1, t.cfg.bits)
     log_p = generator_log_probs(sq_dist(h_q, h_p), t.cfg.temperature, excluded)
     neg = pool.gather(1, sampling.draw(log_p, s, t.rng))
     pos = sampling.positives(t.neighbors, q, s, t.rng)
@@ -274,14 +274,14 @@ def test_sampled_softmax_gradient_equals_pool_path(tiny):
     t.rng.set_state(state)
     pool = sampling.random_pools(n, t.pool_size, 1, t.rng).expand(len(q), -1)
     excluded = sampling.exclusion_mask(pool, t.neighbors[q])
-    d = pairwise_sq_dist(t.G.encode(t.train_features["img"][q], "img"),
-                         t.G.encode(t.train_features["txt"][pool[0]], "txt"))
+    d = pairwise_sq_dist(t.generator.encode(t.train_features["img"][q], "img"),
+                         t.generator.encode(t.train_features["txt"][pool[0]], "txt"))
     cols = sampling.draw(generator_log_probs(d.detach(), cfg.temperature, excluded),
                          cfg.n_samples, t.rng)
     assert torch.equal(items, pool.gather(1, cols))
     logp_ref = torch.log_softmax(-d.gather(1, cols) / cfg.temperature, dim=1)
     torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
-    params = list(t.G.parameters())
+    params = list(t.generator.parameters())
     g_new = torch.autograd.grad(logp.sum(), params, allow_unused=True, retain_graph=True)
     g_ref = torch.autograd.grad(logp_ref.sum(), params, allow_unused=True)
     for u, v in zip(g_new, g_ref):

@@ -139,7 +139,7 @@ def test_fn_guard_keeps_negatives_out_of_ds_top_k(tiny, tiny_cfg):
     from ugach_core.losses import pairwise_sq_dist
     t = Trainer(tiny_cfg(fn_guard=6, pool_fraction=0.5), tiny, seed=0, progress=False)
     t.pretrain()
-    h = t.relaxed_codes(t.D)
+    h = t.relaxed_codes(t.discriminator)
     q, _, neg = t.sample_triplets()["i2t"]
     d = pairwise_sq_dist(h["img"][q], h["txt"])
     kth = d.kthvalue(6, dim=1).values
@@ -159,10 +159,10 @@ def test_mixed_negatives_train_g_and_draw_half_uniform(tiny, tiny_cfg, monkeypat
                         lambda e, s, g: calls.append(s) or real(e, s, g))
     t = Trainer(tiny_cfg(negatives="mixed", n_samples=4, rounds=1), tiny, seed=0,
                 progress=False)
-    g0 = [p.detach().clone() for p in t.G.parameters()]
+    g0 = [p.detach().clone() for p in t.generator.parameters()]
     t.fit()
     assert calls and set(calls) == {2}
-    assert any(not torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, t.generator.parameters()))
     assert "reward" in t.history[-1]
 
 

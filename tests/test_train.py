@@ -237,7 +237,7 @@ def test_no_validation_split_keeps_the_last_discriminator(tiny, tiny_cfg, tmp_pa
     assert len(t.val_idx) == 0 and np.array_equal(t.fit_idx, tiny.train_idx)
     assert not any("val_map" in h for h in history)
     assert t.best_round == 2 and t.best_score == -math.inf
-    best, last = t.best_discriminator().state_dict(), t.D.state_dict()
+    best, last = t.best_discriminator().state_dict(), t.discriminator.state_dict()
     assert all(torch.equal(best[k], last[k]) for k in last)
     res = t.evaluate()
     assert all(0.0 <= res[k] <= 1.0 for k in ("map_i2t", "map_t2i"))
@@ -266,7 +266,7 @@ def test_divergence_stops_with_round_and_stage_and_keeps_last_checkpoint(
     def poisoned(*args):
         out = original(*args)
         if t.round == 1:  # during round 2
-            _poison(getattr(t, net))
+            _poison(t.discriminator if net == "D" else t.generator)
         return out
 
     monkeypatch.setattr(t, method, poisoned)
@@ -274,7 +274,7 @@ def test_divergence_stops_with_round_and_stage_and_keeps_last_checkpoint(
         t.fit()
     assert read_checkpoint(path)["round"] == 1
     back = Trainer.resume(path, tiny, progress=False)
-    assert all(torch.isfinite(p).all() for p in back.D.parameters())
+    assert all(torch.isfinite(p).all() for p in back.discriminator.parameters())
 
 
 def test_divergence_inside_a_stage_is_reported_as_divergence(tiny, tiny_cfg, monkeypatch):
@@ -286,7 +286,7 @@ def test_divergence_inside_a_stage_is_reported_as_divergence(tiny, tiny_cfg, mon
 
     def poisoned(*args):
         out = original(*args)
-        _poison(t.G)
+        _poison(t.generator)
         return out
 
     monkeypatch.setattr(t, "g_step", poisoned)
@@ -312,7 +312,7 @@ def test_checkpoint_never_overwrites_a_good_file_with_nan_weights(tiny, tiny_cfg
     class Breaker(Callback):
         def on_round_end(self, trainer, logs):
             if logs["round"] == 2:
-                _poison(trainer.D)
+                _poison(trainer.discriminator)
 
     t = Trainer(tiny_cfg(rounds=3), tiny, seed=0, progress=False,
                 callbacks=[Checkpoint(path), Breaker()])

@@ -55,15 +55,16 @@ class DivergenceError(RuntimeError):
 
 
 _STAGE_LR = {"pretraining": "pretrain_lr", "D step": "d_lr", "G step": "g_lr"}
+_NETS = {"G": "generator", "D": "discriminator"}  # the paper's names of the attributes
 
 
 class Trainer:
     """Trains UGACH on ``data`` with configuration ``cfg`` (chapters 6 and 7).
 
-    Public state: :attr:`G`, :attr:`D` (the nets), :attr:`features` (every item, on the
-    device), :attr:`train_features` (the pairs D and G are fitted on, local indices),
-    :attr:`neighbors` (the correlation graph, ``(n_fit, k)`` local indices), :attr:`rng`
-    (the one random stream), :attr:`round`, :attr:`history`, :attr:`best`.
+    Public state: :attr:`generator`, :attr:`discriminator` (G and D), :attr:`features`
+    (every item, on the device), :attr:`train_features` (the pairs D and G are fitted on,
+    local indices), :attr:`neighbors` (the correlation graph, ``(n_fit, k)`` local
+    indices), :attr:`rng` (the one random stream), :attr:`round`, :attr:`history`, :attr:`best`.
 
     >>> trainer = Trainer(smoke(16), load("synthetic"), seed=0)   # doctest: +SKIP
     >>> history = trainer.fit()
@@ -98,15 +99,16 @@ class Trainer:
                              f"indices into the training pairs; got shape {neighbors.shape}")
         self.neighbors = torch.as_tensor(neighbors, dtype=torch.long, device=self.device)
         d_img, d_txt = data.dims
-        self.G = Generator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
-        self.D = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
+        self.generator = Generator(d_img, d_txt, cfg.bits, cfg.hidden, cfg.init_std).to(self.device)
+        self.discriminator = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden,
+                                           cfg.init_std).to(self.device)
         if cfg.feature_norm != "none":
             for m, x in self.train_features.items():
-                for net in (self.G, self.D):
+                for net in (self.generator, self.discriminator):
                     net.net(m).set_input_norm(*input_norm(x, m, cfg.feature_norm))
-        self.opt_pre = self._optimizer(self.D, cfg.pretrain_lr)
-        self.opt_d = self._optimizer(self.D, cfg.d_lr)
-        self.opt_g = self._optimizer(self.G, cfg.g_lr)
+        self.opt_pre = self._optimizer(self.discriminator, cfg.pretrain_lr)
+        self.opt_d = self._optimizer(self.discriminator, cfg.d_lr)
+        self.opt_g = self._optimizer(self.generator, cfg.g_lr)
         n = len(self.fit_idx)
         self.pool_size = min(n, max(cfg.pool_min, int(round(cfg.pool_fraction * n))))
         self.round = -1  # -1: not pretrained; 0: pretrained; r: r adversarial rounds done
@@ -124,7 +126,7 @@ class Trainer:
         ``time_limit`` (seconds): stop after the first round that ends past it; another
         ``fit()`` or a resume continues exactly.  Returns the history (one dict per
         pretraining epoch and per round).  The selected D is :meth:`best_discriminator`;
-        :attr:`D` stays the last one."""
+        :attr:`discriminator` stays the last one."""
         if time_limit is not None and not time_limit >= 0:
             raise ValueError(f"time_limit must be >= 0 seconds, got {time_limit}")
         t_start = time.perf_counter()
@@ -146,7 +148,7 @@ class Trainer:
             logs["seconds"] = time.perf_counter() - t0
             self.round = r
             if "val_map" in logs or len(self.val_idx) == 0:
-                self.best.consider(self.D, logs.get("val_map"), r)  # keep the best D
+                self.best.consider(self.discriminator, logs.get("val_map"), r)  # keep the best D
             self._end_round(logs)
             bar.update(1)
             bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("d_loss", "reward", "val_map")
@@ -167,8 +169,8 @@ class Trainer:
 
         Returns the loss (on the device, no sync).  Derived in chapter 5."""
         xm = "txt" if qm == "img" else "img"
-        h_q = self._encode(self.D, qm, q)
-        h_x = self._encode(self.D, xm, torch.cat([pos, neg]))  # one GEMM
+        h_q = self._encode(self.discriminator, qm, q)
+        h_x = self._encode(self.discriminator, xm, torch.cat([pos, neg]))  # one GEMM
         f = triplet_score(sq_dist(h_q, h_x[:len(pos)]), sq_dist(h_q, h_x[len(pos):]),
                           self.cfg.margin)
         loss = discriminator_loss(f, self.cfg.d_loss)
@@ -190,7 +192,7 @@ class Trainer:
         cfg, xm = self.cfg, ("txt" if qm == "img" else "img")
         items, log_p = self._generator_draw(q, qm, with_grad=True)
         with torch.no_grad():  # reward from the fixed discriminator
-            codes = d_codes or self.relaxed_codes(self.D)
+            codes = d_codes or self.relaxed_codes(self.discriminator)
             h_q, h_x = codes[qm][q], codes[xm]
             pos = self._positives(q, cfg.n_samples)
             f = triplet_score(sq_dist(h_q, h_x[pos]), sq_dist(h_q, h_x[items]), cfg.margin)
@@ -213,7 +215,7 @@ class Trainer:
             every = torch.arange(n, device=self.device)
             fixed = {qm: sampling.other_items(every, n, self.rng) for qm in ("img", "txt")}
         for epoch in range(1, cfg.pretrain_epochs + 1):
-            with self._stage(0, "pretraining", ("D",)), self._deferring(self.D):
+            with self._stage(0, "pretraining", ("D",)), self._deferring(self.discriminator):
                 losses = [self.d_step(q, q, sampling.other_items(q, n, self.rng) if fixed is
                                       None else fixed[qm][q], qm, self.opt_pre)
                           for qm, _ in DIRECTIONS.values()
@@ -225,27 +227,28 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_pretrain_epoch_end(self, epoch, logs)
             self.history.append({"stage": "pretrain", **logs})
-            best.consider(self.D, logs.get("val_map"), epoch)
+            best.consider(self.discriminator, logs.get("val_map"), epoch)
         if best.state is not None:
-            self.D.load_state_dict(best.state)
+            self.discriminator.load_state_dict(best.state)
         self._pretrained()
 
     def _pretrained(self) -> None:
         self.round = 0
         logs = {"round": 0, "stage": "pretrained", **self.validate()}
-        self.best.consider(self.D, logs.get("val_map"), 0)
+        self.best.consider(self.discriminator, logs.get("val_map"), 0)
         self._end_round(logs)
 
     def pretrained_state(self) -> dict[str, Any]:
         """What pretraining leaves behind; :meth:`load_pretrained` continues from it exactly
         (same seed and pretraining config)."""
-        return copy.deepcopy({"D": self.D.state_dict(), "opt_pre": self.opt_pre.state_dict(),
+        return copy.deepcopy({"D": self.discriminator.state_dict(),
+                              "opt_pre": self.opt_pre.state_dict(),
                               "rng": self.rng.get_state(),
                               "history": [h for h in self.history if h["stage"] == "pretrain"]})
 
     def load_pretrained(self, state: dict[str, Any]) -> None:
         """Start from :meth:`pretrained_state` of another trainer instead of pretraining."""
-        self.D.load_state_dict(state["D"])
+        self.discriminator.load_state_dict(state["D"])
         self.opt_pre.load_state_dict(state["opt_pre"])
         self.rng.set_state(state["rng"])
         self.history.extend(copy.deepcopy(state["history"]))
@@ -259,8 +262,8 @@ class Trainer:
         cfg, n = self.cfg, len(self.fit_idx)
         s_g = {"generator": cfg.n_samples, "random": 0, "mixed": (cfg.n_samples + 1) // 2}[
             cfg.negatives]  # per query: G's draws, the rest uniform
-        h_g = self.relaxed_codes(self.G) if s_g else None  # G is fixed while it samples
-        h_d = self.relaxed_codes(self.D) if cfg.fn_guard else None
+        h_g = self.relaxed_codes(self.generator) if s_g else None  # G is fixed while it samples
+        h_d = self.relaxed_codes(self.discriminator) if cfg.fn_guard else None
         chunk = max(1, min(1024, (1 << 24) // n))  # (chunk, n) distances: <= 64 MB
         out = {}
         for key, (qm, xm) in DIRECTIONS.items():
@@ -276,7 +279,7 @@ class Trainer:
                 cols = []
                 if h_g is not None:  # G's distances to every item, gathered per pool
                     with torch.no_grad():
-                        h_q = self.G.encode(self.train_features[qm][q], qm)
+                        h_q = self.generator.encode(self.train_features[qm][q], qm)
                         d = pairwise_sq_dist(h_q, h_g[xm]).gather(1, pool)
                     log_p = generator_log_probs(d, cfg.temperature, excluded)
                     cols.append(sampling.draw(log_p, s_g, self.rng))
@@ -292,7 +295,7 @@ class Trainer:
     def train_discriminator(self, triplets: Triplets) -> float:
         """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each."""
         r = self.round + 1
-        with self._stage(r, "D step", ("D",)), self._deferring(self.D):
+        with self._stage(r, "D step", ("D",)), self._deferring(self.discriminator):
             losses = [self.d_step(q[b], pos[b], neg[b], qm, self.opt_d)
                       for _ in range(self.cfg.d_epochs)
                       for key, (qm, _) in DIRECTIONS.items()
@@ -306,8 +309,8 @@ class Trainer:
         """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each;
         returns the mean loss and reward.  D's codes are computed once (D is fixed here)."""
         r, n = self.round + 1, len(self.fit_idx)
-        with self._stage(r, "G step", ("G",)), self._deferring(self.G):
-            d_codes = self.relaxed_codes(self.D)
+        with self._stage(r, "G step", ("G",)), self._deferring(self.generator):
+            d_codes = self.relaxed_codes(self.discriminator)
             steps = [self.g_step(q, qm, d_codes)
                      for _ in range(self.cfg.g_epochs) for qm, _ in DIRECTIONS.values()
                      for q in sampling.batches(n, self.cfg.g_batch, self.rng, self.device)]
@@ -327,16 +330,16 @@ class Trainer:
         excluded = sampling.exclusion_mask(pool, self.neighbors[q]) if cfg.g_pool_mask \
             else torch.zeros(pool.shape, dtype=torch.bool, device=pool.device)
         with torch.set_grad_enabled(with_grad and cfg.g_softmax == "pool"):
-            h_q = self._encode(self.G, qm, q)
-            d = pairwise_sq_dist(h_q, self._encode(self.G, xm, pool[0]))  # (b, P)
+            h_q = self._encode(self.generator, qm, q)
+            d = pairwise_sq_dist(h_q, self._encode(self.generator, xm, pool[0]))  # (b, P)
         cols = sampling.draw(generator_log_probs(d.detach(), cfg.temperature, excluded),
                              cfg.n_samples, self.rng)
         items = pool.gather(1, cols)
         if cfg.g_softmax == "pool":
             return items, generator_log_probs(d, cfg.temperature, excluded).gather(1, cols)
         with torch.set_grad_enabled(with_grad):
-            h_q = self._encode(self.G, qm, q)
-            h_s = self._encode(self.G, xm, items.reshape(-1)).view(len(q), -1, cfg.bits)
+            h_q = self._encode(self.generator, qm, q)
+            h_s = self._encode(self.generator, xm, items.reshape(-1)).view(len(q), -1, cfg.bits)
             return items, torch.log_softmax(-sq_dist(h_q, h_s) / cfg.temperature, dim=1)
 
     def _positives(self, q: torch.Tensor, s: int) -> torch.Tensor:
@@ -395,7 +398,8 @@ class Trainer:
         pairs; database: the training pairs D is fitted on)."""
         if len(self.val_idx) == 0:
             return {}
-        m = retrieval_map(self.D, self.features, self.data.labels, self.val_idx, self.fit_idx)
+        m = retrieval_map(self.discriminator, self.features, self.data.labels, self.val_idx,
+                          self.fit_idx)
         return {"val_map_i2t": m["i2t"], "val_map_t2i": m["t2i"], "val_map": m["mean"]}
 
     @property
@@ -411,7 +415,7 @@ class Trainer:
     def best_discriminator(self) -> Discriminator:
         """D with the weights selected on validation (the current D if none selected yet)."""
         if self.best.state is None:
-            return self.D
+            return self.discriminator
         d_img, d_txt = self.data.dims
         best = Discriminator(d_img, d_txt, self.cfg.bits, self.cfg.hidden).to(self.device)
         best.load_state_dict(self.best.state)
@@ -420,14 +424,14 @@ class Trainer:
     def evaluate(self, which: str = "best", topk: int | None = None) -> dict[str, float]:
         """MAP of D's codes on the test protocol (queries vs database), both directions:
         ``map_i2t``, ``map_t2i`` (@all, or @``topk``).  ``which``: "best" or "current"."""
-        model = self.best_discriminator() if which == "best" else self.D
+        model = self.best_discriminator() if which == "best" else self.discriminator
         m = retrieval_map(model, self.features, self.data.labels, self.data.query_idx,
                           self.data.db_idx, topk)
         return {"map_i2t": m["i2t"], "map_t2i": m["t2i"]}
 
     def codes(self, which: str = "best") -> dict[str, np.ndarray]:
         """Binary codes of every item of the data set, ``{"img": (n, l), "txt": (n, l)}``."""
-        model = self.best_discriminator() if which == "best" else self.D
+        model = self.best_discriminator() if which == "best" else self.discriminator
         return {m: encode(model, x, m) for m, x in self.features.items()}
 
     # --------------------------------------------------------------------- plumbing
@@ -452,7 +456,7 @@ class Trainer:
     def _nonfinite(self, values: dict[str, float], nets: Iterable[str]) -> list[str]:
         bad = [f"{k} is {v}" for k, v in values.items() if not math.isfinite(v)]
         for name in nets:
-            params = list(getattr(self, name).named_parameters())
+            params = list(getattr(self, _NETS[name]).named_parameters())
             ok = torch.stack([torch.isfinite(p).all() for _, p in params]).cpu()
             if not bool(ok.all()):
                 first = params[int((~ok).nonzero()[0, 0])][0]
@@ -492,7 +496,7 @@ class Trainer:
             "dataset": {"name": self.data.name, "dims": list(self.data.dims), "n": self.data.n,
                         "fingerprint": self.data_fingerprint()},
             "fit_idx": torch.as_tensor(self.fit_idx), "val_idx": torch.as_tensor(self.val_idx),
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G": self.generator.state_dict(), "D": self.discriminator.state_dict(),
             "opt_pre": self.opt_pre.state_dict(), "opt_d": self.opt_d.state_dict(),
             "opt_g": self.opt_g.state_dict(), "rng": self.rng.get_state(),
             **self.best.state_dict(),
@@ -500,7 +504,7 @@ class Trainer:
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         for name in ("G", "D", "opt_pre", "opt_d", "opt_g"):
-            getattr(self, name).load_state_dict(sd[name])
+            getattr(self, _NETS.get(name, name)).load_state_dict(sd[name])
         self.rng.set_state(sd["rng"])
         self.round, self.history = sd["round"], copy.deepcopy(sd["history"])
         self.best.load_state_dict(sd)

@@ -370,7 +370,7 @@ class SnapshotDiscriminator(Callback):
 
     def on_round_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         if logs["round"] in self.rounds:
-            self.states[logs["round"]] = copy.deepcopy(trainer.D.state_dict())
+            self.states[logs["round"]] = copy.deepcopy(trainer.discriminator.state_dict())
 
 
 @torch.no_grad()

@@ -205,7 +205,7 @@ def direction_stats(trainer: "Trainer", queries: torch.Tensor, qm: str, xm: str,
     rel = label_relevance(lab[q_np], lab[pool_np]).to(dev)  # shares a label with q
 
     # every item of the pools' modality is encoded once, pools are gathered from it
-    h_g = trainer.relaxed_codes(trainer.G)  # h_theta of every training item
+    h_g = trainer.relaxed_codes(trainer.generator)  # h_theta of every training item
     h_q, h_x = h_g[qm][q], h_g[xm]  # (B, l), (n_fit, l)
     d = pairwise_sq_dist(h_q, h_x).gather(1, pool)  # d_theta(q, x) over the pools, (B, P)
     log_p_all = generator_log_probs(d, cfg.temperature)  # no exclusion
@@ -215,7 +215,7 @@ def direction_stats(trainer: "Trainer", queries: torch.Tensor, qm: str, xm: str,
     cols_u = sampling.uniform_draw(excluded, n_samples, generator)
     x_M = sampling.positives(trainer.neighbors, q, n_samples, generator)  # (B, S)
 
-    h_d = trainer.relaxed_codes(trainer.D)  # h_phi of every training item
+    h_d = trainer.relaxed_codes(trainer.discriminator)  # h_phi of every training item
     hq_d, hx_d = h_d[qm][q], h_d[xm]
 
     def d_phi(items: torch.Tensor) -> torch.Tensor:  # d_phi(q, x), (B, S)
@@ -316,7 +316,7 @@ class GeneratorStatsLogger(Callback):
             return
         stats = generator_policy_stats(trainer, self.n_queries, self.n_samples, seed=self.seed)
         logs.update(stats.summary(self.prefix))
-        for name, model in (("G", trainer.G), ("D", trainer.D)):
+        for name, model in (("G", trainer.generator), ("D", trainer.discriminator)):
             m = retrieval_map(model, trainer, self.split)
             logs[f"{self.prefix}map_{name}"] = m["mean"]
             logs[f"{self.prefix}map_{name}_i2t"] = m["i2t"]
