@@ -34,10 +34,10 @@ class DataParallelTrainer(Trainer):
     Derived in chapter 7 (eq-data-parallel)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if not dist.is_initialized():
+        if not dist.is_initialized():  # before building the nets and the graph
             raise RuntimeError("DataParallelTrainer needs torch.distributed: call "
                                "dist.init_process_group('gloo') first (run under torchrun)")
+        super().__init__(*args, **kwargs)
         if self.cfg.first_layer != "autograd":
             raise ValueError("data parallelism splits batches of D steps: use a batched "
                              "preset (fast) with first_layer='autograd'")
