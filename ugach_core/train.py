@@ -215,7 +215,7 @@ class Trainer:
             every = torch.arange(n, device=self.device)
             fixed = {qm: sampling.other_items(every, n, self.rng) for qm in ("img", "txt")}
         for epoch in range(1, cfg.pretrain_epochs + 1):
-            with self._stage(0, "pretraining", ("D",)), self._deferring(self.discriminator):
+            with self._stage(0, "pretraining", ("D",)), self.deferring(self.discriminator):
                 losses = [self.d_step(q, q, sampling.other_items(q, n, self.rng) if fixed is
                                       None else fixed[qm][q], qm, self.opt_pre)
                           for qm, _ in DIRECTIONS.values()
@@ -295,7 +295,7 @@ class Trainer:
     def train_discriminator(self, triplets: Triplets) -> float:
         """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each."""
         r = self.round + 1
-        with self._stage(r, "D step", ("D",)), self._deferring(self.discriminator):
+        with self._stage(r, "D step", ("D",)), self.deferring(self.discriminator):
             losses = [self.d_step(q[b], pos[b], neg[b], qm, self.opt_d)
                       for _ in range(self.cfg.d_epochs)
                       for key, (qm, _) in DIRECTIONS.items()
@@ -309,7 +309,7 @@ class Trainer:
         """Step 4: ``g_epochs`` passes over all queries (both modalities), ``g_batch`` each;
         returns the mean loss and reward.  D's codes are computed once (D is fixed here)."""
         r, n = self.round + 1, len(self.fit_idx)
-        with self._stage(r, "G step", ("G",)), self._deferring(self.generator):
+        with self._stage(r, "G step", ("G",)), self.deferring(self.generator):
             d_codes = self.relaxed_codes(self.discriminator)
             steps = [self.g_step(q, qm, d_codes)
                      for _ in range(self.cfg.g_epochs) for qm, _ in DIRECTIONS.values()
@@ -358,8 +358,9 @@ class Trainer:
         return net.net(m).head(a)
 
     @contextlib.contextmanager
-    def _deferring(self, net: CrossModalHashNet) -> Iterator[None]:
-        """Defer ``net``'s first-layer updates for one stage; the weights are exact after."""
+    def deferring(self, net: CrossModalHashNet) -> Iterator[None]:
+        """A stage of steps on ``net`` (e.g. ``g_step`` outside ``fit``): with "deferred"
+        first layers, their updates are deferred until it ends (exact after). Chapter 7."""
         if self.cfg.first_layer != "deferred":
             yield
             return
@@ -436,8 +437,7 @@ class Trainer:
 
     # --------------------------------------------------------------------- plumbing
     def _optimizer(self, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-        # fused kernels: one pass over the weights per step instead of about eight (older
-        # torch releases have none on the CPU, or none for SGD: fall back)
+        # fused kernels: one pass over the weights per step, not ~8 (else fall back)
         cls = torch.optim.SGD if self.cfg.optimizer == "sgd" else torch.optim.Adam
         params = list(model.parameters())
         if self.device.type in ("cpu", "cuda"):
