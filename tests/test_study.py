@@ -70,3 +70,22 @@ def test_merge_keeps_other_data_sets_and_their_provenance():
     assert [p["commit"] for p in earlier] == ["b"]
     kept, earlier = study.merge_earlier(old, ["cub10", "synthetic"])
     assert [r["dataset"] for r in kept] == ["wikipedia"] and earlier == []
+
+
+def test_mir_train_subsets_the_training_pairs_only(monkeypatch):
+    """--mir-train N: a seeded subset of N of the training pairs, the same for every seed;
+    queries and database unchanged; the protocol line says so."""
+    from ugach_core.data import make_mirflickr_synthetic
+
+    monkeypatch.setattr(study, "make_mirflickr_synthetic",
+                        lambda: make_mirflickr_synthetic(n=3000, d_img=64))
+    full = study.load_set("mirflickr-synthetic", 0)
+    a, b = (study.load_set("mirflickr-synthetic", s, mir_train=500) for s in (0, 3))
+    assert len(full.train_idx) == 2700 and len(a.train_idx) == 500
+    assert set(a.train_idx) <= set(full.train_idx)
+    assert (a.train_idx == b.train_idx).all() and (a.train_idx == sorted(a.train_idx)).all()
+    assert (a.query_idx == full.query_idx).all() and (a.db_idx == full.db_idx).all()
+    assert "500 training pairs (a seeded subset of the protocol's 2700)" in a.protocol
+    assert a.synthetic and a.name == full.name
+    big = study.load_set("mirflickr-synthetic", 0, mir_train=5000)
+    assert (big.train_idx == full.train_idx).all()
