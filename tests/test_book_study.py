@@ -45,6 +45,11 @@ def test_gain_summary_and_winners(tmp_path):
     assert study.winner(summ, "cub10", generator=False) == "random"
     with pytest.raises(ValueError, match="no variant"):
         study.winner(summ, "wikipedia")
+    # G wins on validation (0.61 against 0.585) but gains less on test (0.06 against 0.11)
+    v = study.verdict(summ, "cub10")
+    assert (v["best"], v["best_g"], v["best_r"], v["g_val"], v["g_test"]) == \
+        ("G", "G", "random", True, False)
+    assert v["words"] == study.VERDICTS[(True, False)] and "gains no more" in v["words"]
     (line,) = study.winner_lines(rows)
     assert line.startswith("cub10: chosen on validation: 'G'; test MAP gain") and "+0.0600" in line
     ax = study.plot_gains(rows)

@@ -83,6 +83,31 @@ def winner(summ: Mapping[tuple[str, str], Mapping[str, Any]], data: str,
     return max(cands, key=cands.get)
 
 
+#: the study's answer on one data set, keyed by (validation chooses a configuration with
+#: G's negatives, G's best gains more on test than the best with uniform negatives)
+VERDICTS = {
+    (True, True): "a configuration with a generator wins on validation and gains more "
+                  "than uniform negatives",
+    (True, False): "a configuration with a generator wins on validation but gains no more "
+                   "than uniform negatives",
+    (False, False): "no configuration with a generator beats uniform negatives",
+    (False, True): "no configuration with a generator wins on validation, though one "
+                   "gains more on test"}
+
+
+def verdict(summ: Mapping[tuple[str, str], Mapping[str, Any]], data: str) -> dict[str, Any]:
+    """The study on ``data``: the validation winner ``best``, the validation-best variants
+    with G's negatives ``best_g`` and with uniform ones ``best_r``; ``g_val`` (``best``
+    uses G's negatives), ``g_test`` (``best_g`` gains more on test than ``best_r``) and
+    ``words``, the :data:`VERDICTS` sentence for the pair."""
+    best, best_g = winner(summ, data), winner(summ, data, generator=True)
+    best_r = winner(summ, data, generator=False)
+    g_val = bool(summ[(data, best)]["generator"])
+    g_test = bool(summ[(data, best_g)]["gain"] > summ[(data, best_r)]["gain"])
+    return {"best": best, "best_g": best_g, "best_r": best_r, "g_val": g_val,
+            "g_test": g_test, "words": VERDICTS[(g_val, g_test)]}
+
+
 def winner_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per data set: the validation winner and its test gain (mean +- std);
     ``rows`` as :func:`derived` returns them."""
@@ -115,5 +140,5 @@ def plot_gains(rows: Sequence[Mapping[str, Any]], order: Sequence[str] | None = 
     return ax
 
 
-__all__ = ["PRETTY", "data_name", "derived", "plot_gains", "study_rows", "summary", "winner",
-           "winner_lines"]
+__all__ = ["PRETTY", "VERDICTS", "data_name", "derived", "plot_gains", "study_rows", "summary",
+           "verdict", "winner", "winner_lines"]
