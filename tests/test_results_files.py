@@ -394,7 +394,7 @@ def test_readme_study():
     from ugach_core.book import study
 
     prov, rows = study.study_rows(RESULTS / "study" / "results.json")
-    assert {r["data"] for r in rows} == {"cub10", "wikipedia"}
+    assert {r["data"] for r in rows} == {"cub10", "wikipedia", MIR}
     assert all(r["bits"] == 32 and not r.get("smoke") for r in rows)
     assert all(p["clean"] and p["complete"] for p in [prov, *prov["earlier"]])
     summ = study.summary(rows)
@@ -426,12 +426,86 @@ def test_readme_study():
     assert all(cca["wikipedia"] < s["test_map"] for (d, _), s in summ.items()
                if d == "wikipedia" and s["rounds"] > 0)
     walls = {p["data"][0]: round(p["total_wall_seconds"] / 60) for p in [prov, *prov["earlier"]]}
-    assert f"{walls['cub10']} and {walls['wikipedia']} min of wall time" in text
+    assert f"{walls['cub10']}, {walls['wikipedia']} and {walls['mirflickr-synthetic']} min " \
+           "of wall time" in text
     wiki = [s["gain"] for (d, _), s in ugach.items() if d == "wikipedia"]
     assert max(wiki) <= 0.004 + 5e-4 and "no variant gains more than 0.004" in text
     lr3 = [r["best_round"] for r in rows if r["data"] == "wikipedia"
            and (r["config"] or {}).get("d_lr") == 1e-3 and r["rounds"] > 0]
     assert lr3 and set(lr3) == {0}, "D lr 1e-3 keeps the pretrained D in every seed"
+
+
+MIR = "mirflickr25k-synthetic"
+
+
+def test_readme_study_on_the_mirflickr_shaped_synthetic_set():
+    """README, "Presets: which one reproduces what": the study's MIRFlickr-shaped SYNTHETIC
+    part, its training subset, winners on validation, gains and verdict from the file."""
+    from ugach_core.book import study
+
+    prov, rows = study.study_rows(RESULTS / "study" / "results.json")
+    (mprov,) = [p for p in [prov, *prov["earlier"]] if p["data"] == ["mirflickr-synthetic"]]
+    mrows = [r for r in rows if r["data"] == MIR]
+    assert mprov["mir_train"] == 1500 and mprov["seeds"] == [0, 1, 2, 3, 4]
+    assert mprov["torch_threads"] == 2 and all(r["synthetic"] for r in mrows)
+    summ = study.summary(mrows)
+    assert all(s["n"] == 5 for s in summ.values())
+    text = " ".join(readme_section("Presets: which one reproduces what").split())
+    assert "MIRFlickr-shaped SYNTHETIC set, trained on a seeded 1,500 of its 15,000 " \
+           "training pairs" in text
+    best = study.winner(summ, MIR)
+    best_g, best_r = study.winner(summ, MIR, True), study.winner(summ, MIR, False)
+    s = {k: summ[(MIR, v)] for k, v in (("best", best), ("g", best_g), ("r", best_r))}
+    assert f"validation chooses `{best}` ({'a' if s['best']['generator'] else 'no'} " \
+           f"generator; gains {s['best']['gain']:.3f} ± {s['best']['gain_std']:.3f})" in text
+    assert f"the best with a generator is `{best_g}` (gains {s['g']['gain']:.3f} ± " \
+           f"{s['g']['gain_std']:.3f}), the best with uniform negatives `{best_r}` " \
+           f"(gains {s['r']['gain']:.3f} ± {s['r']['gain_std']:.3f})" in text
+    fast_gain = summ[(MIR, "graph + G negatives")]["gain"]
+    assert f"`fast` gains {fast_gain:.3f}" in text
+    top = max(v["test_map"] for (_, n), v in summ.items() if v["rounds"] > 0)
+    cca = summ[(MIR, "CCA-ITQ")]["test_map"]
+    words = "beats" if cca > top else "loses to"
+    assert f"CCA-ITQ ({cca:.3f}) {words} every UGACH variant (the best: {top:.3f})" in text
+    # the verdict sentence, chosen by the numbers (ugach_core.book.study.verdict)
+    verdict = study.verdict(summ, MIR)
+    assert (verdict["best"], verdict["best_g"], verdict["best_r"]) == (best, best_g, best_r)
+    diff, spread = s["g"]["gain"] - s["r"]["gain"], max(s["g"]["gain_std"],
+                                                          s["r"]["gain_std"])
+    where = "within" if abs(diff) <= spread else "beyond"
+    assert f"On this synthetic set {verdict['words']}, by {abs(diff):.3f} test MAP, {where} " \
+           f"the spread over seeds ({spread:.3f})." in text
+
+
+def test_fast_docstring_gives_the_study_numbers():
+    """``fast``'s docstring: "no configuration with a generator beats uniform random
+    negatives" on the two real sets, with the gains of the validation winners and of
+    ``fast`` itself, and the MIRFlickr-shaped SYNTHETIC set's verdict, all from the file."""
+    from ugach_core.book import study
+    from ugach_core.config import fast
+
+    _, rows = study.study_rows(RESULTS / "study" / "results.json")
+    summ = study.summary(rows)
+    doc = " ".join(fast.__doc__.split())
+    gains = {}
+    for d, name in (("cub10", "CUB-10"), ("wikipedia", "Wikipedia"), (MIR, "synthetic")):
+        best, best_g = study.winner(summ, d), study.winner(summ, d, True)
+        gains[d] = summ[(d, "graph + G negatives")]["gain"]
+        g, g_g = summ[(d, best)]["gain"], summ[(d, best_g)]["gain"]
+        if d != MIR:
+            assert not summ[(d, best)]["generator"] and g_g < g
+            assert f"{name} {g_g:+.3f} against {g:+.3f}" in doc
+    assert f"these settings gain {gains['cub10']:+.3f} and {gains['wikipedia']:+.3f}" in doc
+    best = study.winner(summ, MIR)
+    assert f"validation chooses `{best}` ({summ[(MIR, best)]['gain']:+.3f}; `fast` " \
+           f"{gains[MIR]:+.3f})" in doc
+    # "G ahead by under the seed spread": G's best gains more than uniform negatives' best,
+    # by less than the larger of their standard deviations over seeds
+    verdict = study.verdict(summ, MIR)
+    g, r = summ[(MIR, verdict["best_g"])], summ[(MIR, verdict["best_r"])]
+    assert summ[(MIR, best)]["generator"] and verdict["g_test"]
+    assert g["gain"] - r["gain"] < max(g["gain_std"], r["gain_std"])
+    assert "G ahead by under the seed spread" in doc
 
 
 def test_readme_regularised_cca_itq_on_wikipedia():
