@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the rows of other data sets from an existing --out file")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
+    if args.mir_train is not None and args.mir_train < 2:
+        ap.error(f"--mir-train must be at least 2 training pairs, got {args.mir_train}")
     if args.quick and args.out.resolve().is_relative_to((REPO / "book" / "results").resolve()):
         ap.error("--quick rows do not go into book/results; pass --out elsewhere")
     torch.set_num_threads(args.threads)

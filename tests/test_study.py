@@ -89,3 +89,9 @@ def test_mir_train_subsets_the_training_pairs_only(monkeypatch):
     assert a.synthetic and a.name == full.name
     big = study.load_set("mirflickr-synthetic", 0, mir_train=5000)
     assert (big.train_idx == full.train_idx).all()
+
+
+def test_mir_train_below_two_pairs_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--data", "mirflickr-synthetic", "--mir-train", "0", "--out", "x.json"])
+    assert "--mir-train must be at least 2" in capsys.readouterr().err
