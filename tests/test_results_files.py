@@ -639,3 +639,29 @@ def test_readme_scaling_up_is_computed_from_the_benchmark():
     # "NUS-WIDE's 186,577 pairs fit every stage today"
     assert max(r["knn_s_nuswide_train"], r["fast_run_s_nuswide_train"]) < 86_400
     assert min(r["knn_mem_n"], r["fast_mem_n"], r["topk_mem_n"]) > 186_577
+
+
+def test_tuned_is_the_studys_choice_and_its_docstring_gives_its_gains():
+    """``tuned`` is the study's configuration with a generator of best validation MAP
+    averaged over its three sets, field for field as the study ran it, and its docstring's
+    gains are that variant's, from the file; the command line trains it by default."""
+    from ugach_core.book import study
+    from ugach_core.cli import build_parser
+    from ugach_core.config import tuned
+
+    _, rows = study.study_rows(RESULTS / "study" / "results.json")
+    summ = study.summary(rows)
+    sets = ("cub10", "wikipedia", MIR)
+    best, ranked = study.overall_winner(summ, sets, generator=True)
+    want = {k: v for k, v in tuned(32).to_dict().items() if k not in ("preset", "extra")}
+    for r in rows:
+        if r["variant"] == best:
+            got = {k: r["config"].get(k, want[k]) for k in want}  # older rows: no first_layer
+            assert got == want, r["dataset"]
+    assert best == next(iter(ranked)) and ranked[best] == max(ranked.values())
+    doc = " ".join(tuned.__doc__.split())
+    g = {d: summ[(d, best)]["gain"] for d in sets}
+    assert (f"CUB-10 {g['cub10']:+.3f}, Wikipedia {g['wikipedia']:+.3f}, MIRFlickr-shaped "
+            f"SYNTHETIC {g[MIR]:+.3f}") in doc
+    assert "negatives uniform" in doc and tuned(32).negatives == "mixed"
+    assert build_parser().parse_args(["train", "--data", "x"]).preset == "tuned"

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from ugach_core.config import UGACHConfig, fast, get_preset, paper, paper_text, smoke
+from ugach_core.config import (PRESETS, UGACHConfig, fast, get_preset, paper, paper_text, smoke,
+                               tuned)
 
 # (field, bad value): the ranges are those written next to each field below
 BAD = [
@@ -57,7 +58,7 @@ def test_edge_values_are_accepted(field, value):
     assert getattr(UGACHConfig(**{field: value}), field) == value
 
 
-@pytest.mark.parametrize("make", [paper, paper_text, fast, smoke])
+@pytest.mark.parametrize("make", [paper, paper_text, fast, tuned, smoke])
 @pytest.mark.parametrize("bits", [16, 32, 64, 128])
 def test_every_preset_passes_its_own_checks(make, bits):
     assert make(bits).bits == bits
@@ -65,7 +66,7 @@ def test_every_preset_passes_its_own_checks(make, bits):
 
 def test_smoke_mode_presets_pass_the_checks(monkeypatch):
     monkeypatch.setenv("UGACH_SMOKE", "1")
-    for name in ("paper", "paper_text", "fast", "smoke"):
+    for name in PRESETS:
         assert get_preset(name, 16).hidden == 64
 
 

@@ -3,7 +3,7 @@ re-implemented in PyTorch, with the paper's and the authors' code's variants as 
 
 __version__ = "0.1.0"
 
-from .config import UGACHConfig, fast, get_preset, paper, paper_text, smoke  # noqa: E402
+from .config import UGACHConfig, fast, get_preset, paper, paper_text, smoke, tuned  # noqa: E402
 from .data import CrossModalDataset, load  # noqa: E402
 from .model import Discriminator, Generator, HashNet  # noqa: E402
 from .train import Trainer  # noqa: E402
@@ -11,4 +11,4 @@ from .utils import seed_everything  # noqa: E402
 
 __all__ = ["CrossModalDataset", "Discriminator", "Generator", "HashNet", "Trainer",
            "UGACHConfig", "__version__", "fast", "get_preset", "load", "paper", "paper_text",
-           "seed_everything", "smoke"]
+           "seed_everything", "smoke", "tuned"]

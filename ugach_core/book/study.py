@@ -83,6 +83,23 @@ def winner(summ: Mapping[tuple[str, str], Mapping[str, Any]], data: str,
     return max(cands, key=cands.get)
 
 
+def overall_winner(summ: Mapping[tuple[str, str], Mapping[str, Any]], datas: Sequence[str],
+                   generator: bool | None = True) -> tuple[str, dict[str, float]]:
+    """The variant with rounds of best validation MAP averaged over the data sets ``datas``
+    (each variant's mean over seeds, then over sets; only variants run on all of them), and
+    that average per variant, best first: how :func:`ugach_core.config.tuned` was chosen.
+    ``generator`` as in :func:`winner`."""
+    names = {v for (_, v), s in summ.items() if s["rounds"] > 0
+             and (generator is None or s["generator"] == generator)}
+    score = {v: float(np.mean([summ[(d, v)]["val_map"] for d in datas])) for v in names
+             if all((d, v) in summ for d in datas)}
+    score = {v: x for v, x in score.items() if not np.isnan(x)}
+    if not score:
+        raise ValueError(f"no variant with rounds and validation MAPs on all of {datas}")
+    ranked = dict(sorted(score.items(), key=lambda kv: -kv[1]))
+    return next(iter(ranked)), ranked
+
+
 #: the study's answer on one data set, keyed by (validation chooses a configuration with
 #: G's negatives, G's best gains more on test than the best with uniform negatives)
 VERDICTS = {
