@@ -54,3 +54,24 @@ def test_gain_summary_and_winners(tmp_path):
     assert line.startswith("cub10: chosen on validation: 'G'; test MAP gain") and "+0.0600" in line
     ax = study.plot_gains(rows)
     assert ax.get_xlabel().startswith("test MAP gain")
+
+
+def test_overall_winner_averages_validation_over_the_sets():
+    """A variant best on one set loses to one better on average; variants missing on a set
+    are left out; ``generator`` filters as in ``winner``."""
+    rows = [study.derived(r) for r in (
+        _row("a", "G1", 0, 0.5, 0.4, 0.90), _row("b", "G1", 0, 0.5, 0.4, 0.10),
+        _row("a", "G2", 0, 0.5, 0.4, 0.80), _row("b", "G2", 0, 0.5, 0.4, 0.30),
+        _row("a", "G3", 0, 0.5, 0.4, 0.99),                       # only on set a
+        _row("a", "R", 0, 0.5, 0.4, 0.95, negatives="random"),
+        _row("b", "R", 0, 0.5, 0.4, 0.95, negatives="random"),
+        _row("a", "pre", 0, 0.5, 0.5, 0.99, rounds=0), _row("b", "pre", 0, 0.5, 0.5, 0.99,
+                                                             rounds=0))]
+    summ = study.summary(rows)
+    best, ranked = study.overall_winner(summ, ("a", "b"))
+    assert best == "G2" and list(ranked) == ["G2", "G1"]
+    assert ranked["G2"] == pytest.approx(0.55) and study.winner(summ, "a", True) == "G3"
+    assert study.overall_winner(summ, ("a", "b"), generator=None)[0] == "R"
+    assert study.overall_winner(summ, ("a",), generator=False)[0] == "R"
+    with pytest.raises(ValueError, match="no variant"):
+        study.overall_winner(summ, ("a", "c"))
