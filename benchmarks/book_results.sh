@@ -17,7 +17,7 @@
 # refused unless RESULTS is set to a folder outside book/results.
 set -euo pipefail
 dataset=${1:?usage: book_results.sh DATASET PRESET [NSEEDS] [-- EXTRA TRAIN ARGS]}
-preset=${2:?preset (paper, paper_text, fast)}
+preset=${2:?preset (paper, paper_text, fast, tuned)}
 nseeds=${3:-3}
 shift $(( $# < 3 ? $# : 3 ))
 [[ ${1:-} == "--" ]] && shift
