@@ -75,3 +75,17 @@ def test_overall_winner_averages_validation_over_the_sets():
     assert study.overall_winner(summ, ("a",), generator=False)[0] == "R"
     with pytest.raises(ValueError, match="no variant"):
         study.overall_winner(summ, ("a", "c"))
+
+
+def test_paired_differences_by_seed():
+    rows = [study.derived(r) for r in (
+        _row("a", "G", 0, 0.55, 0.50, 0.6), _row("a", "G", 1, 0.58, 0.50, 0.6),
+        _row("a", "G", 2, 0.60, 0.50, 0.6),
+        _row("a", "R", 0, 0.54, 0.50, 0.6, negatives="random"),
+        _row("a", "R", 1, 0.59, 0.50, 0.6, negatives="random"))]
+    p = study.paired(rows, "a", "G", "R")          # seed 2 ran only G: left out
+    assert p["n"] == 2 and p["diffs"] == pytest.approx([0.01, -0.01])
+    assert p["mean"] == pytest.approx(0.0) and p["n_pos"] == 1
+    assert p["se"] == pytest.approx(0.01)           # std of (0.01, -0.01) is 0.01414 / 1.414
+    with pytest.raises(ValueError, match="share 0 seeds"):
+        study.paired(rows, "b", "G", "R")

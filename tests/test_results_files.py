@@ -475,6 +475,11 @@ def test_readme_study_on_the_mirflickr_shaped_synthetic_set():
     where = "within" if abs(diff) <= spread else "beyond"
     assert f"On this synthetic set {verdict['words']}, by {abs(diff):.3f} test MAP, {where} " \
            f"the spread over seeds ({spread:.3f})." in text
+    pair = study.paired(rows, MIR, best_g, best_r)
+    clear = "clear" if abs(pair["mean"]) > 2 * pair["se"] else "not clear"
+    assert f"Paired by seed, the difference is {pair['mean']:+.4f} with a paired standard " \
+           f"error of {pair['se']:.4f} ({pair['n_pos']} of {pair['n']} seeds favour the " \
+           f"generator): {clear} by two standard errors, on one synthetic set." in text
 
 
 def test_fast_docstring_gives_the_study_numbers():

@@ -100,6 +100,25 @@ def overall_winner(summ: Mapping[tuple[str, str], Mapping[str, Any]], datas: Seq
     return next(iter(ranked)), ranked
 
 
+def paired(rows: Iterable[Mapping[str, Any]], data: str, a: str, b: str,
+           key: str = "gain") -> dict[str, Any]:
+    """Variant ``a`` minus variant ``b`` on ``data``, seed by seed (the variants of one seed
+    share its split, pretraining and initial weights): the differences
+    :math:`d_s = y_{a,s} - y_{b,s}`, their mean :math:`\\bar d`, the paired standard error
+    :math:`s_d / \\sqrt{n}` (``ddof=1``), ``n`` and ``n_pos`` (seeds with :math:`d_s > 0`).
+    ``rows`` as :func:`derived` returns them; only seeds that ran both variants count."""
+    ys: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for r in rows:
+        if r["data"] == data and r["variant"] in ys and key in r:
+            ys[r["variant"]][r["seed"]] = r[key]
+    seeds = sorted(set(ys[a]) & set(ys[b]))
+    if len(seeds) < 2:
+        raise ValueError(f"{a!r} and {b!r} share {len(seeds)} seeds on {data!r}; need 2")
+    d = np.array([ys[a][s] - ys[b][s] for s in seeds])
+    return {"diffs": d.tolist(), "mean": float(d.mean()), "n": len(d),
+            "se": float(d.std(ddof=1) / np.sqrt(len(d))), "n_pos": int((d > 0).sum())}
+
+
 #: the study's answer on one data set, keyed by (validation chooses a configuration with
 #: G's negatives, G's best gains more on test than the best with uniform negatives)
 VERDICTS = {
