@@ -75,3 +75,9 @@ def test_replace_and_from_dict_are_checked_too():
         fast(32).replace(d_lr=0.0)
     with pytest.raises(ValueError, match="^rounds must be"):
         UGACHConfig.from_dict({**fast(32).to_dict(), "rounds": -3})
+
+
+def test_a_config_is_labelled_with_its_preset_and_one_built_by_hand_is_custom():
+    """The label printed with every run: a preset's name only for that preset's values."""
+    assert all(get_preset(name, 32).preset == name for name in PRESETS)
+    assert UGACHConfig().preset == "custom" and UGACHConfig() != fast(32).replace(preset="custom")

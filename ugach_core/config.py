@@ -46,7 +46,7 @@ class UGACHConfig:
     ``margin`` is :math:`m` (paper) or :math:`\\beta = l/8` (authors' code). Chapter 7.
     """
 
-    preset: str = "fast"
+    preset: str = "custom"  # a label: each preset sets its name, a config built by hand is custom
     bits: int = 32
     # --- model -----------------------------------------------------------------------
     hidden: int = 8192  # width of phi_c
