@@ -691,9 +691,12 @@ def test_readme_tuned_follows_the_study():
     g = {d: summ[(d, best)]["gain"] for d in sets}
     sd = summ[("cub10", best)]["gain_std"]
     assert g["cub10"] >= 0.02 and all(s["n"] == 5 for s in summ.values())  # "target ... met"
-    assert f"gain {g['cub10']:.3f} ± {sd:.3f} on CUB-10 (above the study's target of 0.02 in " \
-           f"the mean of 5 seeds), {g['wikipedia']:.3f} on Wikipedia (validation keeps the " \
-           f"pretrained D) and {g[MIR]:.3f} on the synthetic set" in text
+    assert f"gain {g['cub10']:.3f} ± {sd:.3f} on CUB-10, {g['wikipedia']:.3f} on Wikipedia " \
+           f"(validation keeps the pretrained D) and {g[MIR]:.3f} on the synthetic set" in text
+    assert "gain at least 0.02 on CUB-10 and 0.01 on Wikipedia" in text
+    per_seed = [r["gain"] for r in rows if r["data"] == "cub10" and r["variant"] == best]
+    assert min(per_seed) < 0.02 <= g["cub10"]  # "in the mean of 5 seeds (not in every seed)"
+    assert "meets the first in the mean of 5 seeds (not in every seed)" in text
     assert {r["best_round"] for r in rows if r["data"] == "wikipedia"
             and r["variant"] == best} == {0}
     assert max(s["gain"] for (d, _), s in summ.items()   # "no ... gains 0.01 on Wikipedia"
