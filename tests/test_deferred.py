@@ -13,25 +13,32 @@ from ugach_core.deferred import DeferredLinear
 
 REL = 1e-5
 NETS = {"D": "discriminator", "G": "generator"}
+# the equivalence is checked on every device this machine has (CI: the CPU; benchmarks/gpu.sh
+# runs this file on a lent GPU)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-def _trainers(preset: str) -> tuple[u.Trainer, u.Trainer]:
+def _trainers(preset: str, device: str = "cpu") -> tuple[u.Trainer, u.Trainer]:
     data = make_synthetic(n=150, d_img=48, d_txt=24, seed=0)
-    cfg = u.get_preset(preset, 16).replace(hidden=64, g_epochs=1)
-    return tuple(u.Trainer(cfg.replace(first_layer=f), data, seed=0, progress=False)
-                 for f in ("autograd", "deferred"))
+    # the preset itself, never shrunk by UGACH_SMOKE=1: its batch-1 steps are the point
+    cfg = {"paper": u.paper, "paper_text": u.paper_text}[preset](16).replace(hidden=64,
+                                                                             g_epochs=1)
+    return tuple(u.Trainer(cfg.replace(first_layer=f), data, seed=0, progress=False,
+                           device=device) for f in ("autograd", "deferred"))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("preset", ["paper", "paper_text"])
-def test_deferred_steps_equal_autograd_sgd(preset):
+def test_deferred_steps_equal_autograd_sgd(preset, device):
     """200 D steps (batch 1) and a G epoch (1 query per step) on both paths from the same
     state and random stream: every weight within 1e-5 relative, and the same codes."""
-    ref, new = _trainers(preset)
+    ref, new = _trainers(preset, device)
     assert new.cfg.first_layer == "deferred" and ref.cfg.first_layer == "autograd"
+    assert new.cfg.d_batch == new.cfg.g_batch == 1
     n = len(ref.fit_idx)
     g = torch.Generator().manual_seed(1)
     trip = {k: tuple(torch.randint(0, n, (100,), generator=g) for _ in range(3))
@@ -43,8 +50,8 @@ def test_deferred_steps_equal_autograd_sgd(preset):
         a, b = (getattr(t, NETS[net]).state_dict() for t in (new, ref))
         worst = max(_rel(a[k], b[k]) for k in b)
         assert worst < REL, (net, worst)
-        assert not torch.equal(b["img.common.weight"],
-                               getattr(_trainers(preset)[0], NETS[net]).img.common.weight)
+        assert not torch.equal(b["img.common.weight"], getattr(
+            _trainers(preset, device)[0], NETS[net]).img.common.weight)
     for m in ("img", "txt"):
         assert torch.equal(new.discriminator.net(m).codes(new.features[m]),
                            ref.discriminator.net(m).codes(ref.features[m]))
