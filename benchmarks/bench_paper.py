@@ -13,6 +13,11 @@ hidden 8192, 64 bits, the ``paper`` preset).
    share (sampling pass, D's codes for the rewards, validation), measured once.
 4. The memory floor of a dense exact step: read the first-layer weights once (forward) and
    read and write them once (update), at the copy bandwidth measured in this run.
+5. On a GPU, the peak memory of one trainer of the ``paper`` preset through every stage of
+   a run (pretraining steps, the sampling pass, D steps, G steps, D's codes, validation),
+   which a full run repeats round after round.
+
+Every timer waits for the device (``torch.cuda.synchronize``) before it reads the clock.
 
 Usage: PYTHONPATH=. python benchmarks/bench_paper.py [--steps 1500] [--check-steps 100]
 Writes its section of benchmarks/RESULTS.md and the numbers to
@@ -34,36 +39,43 @@ from ugach_core.book.provenance import provenance, write_results
 from bench_train import BITS, D_IMG, D_TXT, N_TRAIN, make_data, n_fit_of, random_neighbors
 
 
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` has finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def copy_bandwidth(device: torch.device, mb: int = 256) -> float:
     """Bytes per second of ``copy_`` between two ``mb`` MB buffers (read + write)."""
     a = torch.ones(mb << 18, device=device)
     b = torch.empty_like(a)
     best = math.inf
     for _ in range(5):
-        t = time.perf_counter()
+        t = clock(device)
         b.copy_(a)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock(device) - t)
     return 2 * a.numel() * 4 / best
 
 
 def run_steps(tr: u.Trainer, k: int, seed: int) -> tuple[float, float, float]:
     """k D steps and k G steps per direction; returns (D s/step, G img-query s/step,
     G txt-query s/step), setup included."""
-    n = len(tr.fit_idx)
+    n, dev = len(tr.fit_idx), tr.device
     g = torch.Generator().manual_seed(seed)
     trip = {d: tuple(torch.randint(0, n, (k,), generator=g) for _ in range(3))
             for d in ("i2t", "t2i")}
-    t = time.perf_counter()
+    t = clock(dev)
     tr.train_discriminator(trip)
-    out = [(time.perf_counter() - t) / (2 * k)]
+    out = [(clock(dev) - t) / (2 * k)]
     d_codes = tr.relaxed_codes(tr.discriminator)
     q = torch.randint(0, n, (k,), generator=g)
     for qm in ("img", "txt"):
         with tr.deferring(tr.generator):
-            t = time.perf_counter()
+            t = clock(dev)
             for i in range(k):
                 tr.g_step(q[i:i + 1], qm, d_codes)
-        out.append((time.perf_counter() - t) / k)
+        out.append((clock(dev) - t) / k)
     return tuple(out)
 
 
@@ -77,10 +89,35 @@ def rel_diff(tr: u.Trainer, ref: u.Trainer, net: str) -> float:
 
 def setup_seconds(tr: u.Trainer) -> float:
     """One stage's setup: the deferred layers' first X W^T for both modalities."""
-    t = time.perf_counter()
+    t = clock(tr.device)
     with tr.deferring(tr.discriminator):
         pass
-    return time.perf_counter() - t
+    return clock(tr.device) - t
+
+
+def every_stage(tr: u.Trainer, steps: int = 50) -> None:
+    """One pass of ``tr`` through every stage of a run, ``steps`` steps each: pretraining
+    steps, the sampling pass, D steps, G steps per query modality (with D's codes), and
+    validation."""
+    n, q = len(tr.fit_idx), torch.arange(tr.cfg.pretrain_batch, device=tr.device)
+    with tr.deferring(tr.discriminator):
+        for _ in range(steps):
+            tr.d_step(q, q, (q + 1) % n, "img", tr.opt_pre)
+    trip = {k: tuple(x[:steps] for x in v) for k, v in tr.sample_triplets().items()}
+    tr.train_discriminator(trip)
+    run_steps(tr, steps, seed=4)
+    tr.validate()
+
+
+def peak_memory(cfg: u.UGACHConfig, data: u.CrossModalDataset, nb, dev: torch.device) -> float:
+    """Peak bytes allocated on the GPU ``dev`` by one trainer of ``cfg`` (its features, nets,
+    optimisers and graph) through :func:`every_stage`."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev)
+    every_stage(u.Trainer(cfg, data, seed=0, device=dev, progress=False, neighbors=nb))
+    torch.cuda.synchronize(dev)
+    return float(torch.cuda.max_memory_allocated(dev) - base)
 
 
 def main() -> None:
@@ -142,15 +179,15 @@ def main() -> None:
     per_new = [t_new[0] - setup / (2 * args.steps)] + [
         t - setup / args.steps for t in t_new[1:]]
     # --- 3. a round --------------------------------------------------------------------
-    t = time.perf_counter()
+    t = clock(dev)
     ref.sample_triplets()
-    sampling_s = time.perf_counter() - t
-    t = time.perf_counter()
+    sampling_s = clock(dev) - t
+    t = clock(dev)
     ref.relaxed_codes(ref.discriminator)
-    codes_s = time.perf_counter() - t
-    t = time.perf_counter()
+    codes_s = clock(dev) - t
+    t = clock(dev)
     ref.validate()
-    val_s = time.perf_counter() - t
+    val_s = clock(dev) - t
     d_steps = cfg.d_epochs * 2 * math.ceil(n * cfg.n_samples / cfg.d_batch)
     g_steps = cfg.g_epochs * math.ceil(n / cfg.g_batch)  # per query modality
     shared = sampling_s + codes_s + val_s
@@ -185,6 +222,13 @@ def main() -> None:
         f"autograd {(t_ref[1] + t_ref[2]) / 2 / floor:.1f}, deferred "
         f"{sum(per_new[1:]) / 2 / floor:.2f}. Below 1 means under the dense floor: the "
         "deferred step never reads the dense first layer.")
+    peak = None
+    if dev.type == "cuda":  # --- 5. peak GPU memory of one trainer -------------------------
+        del ref, new
+        peak = peak_memory(cfg, data, nb, dev)
+        say(f"\nPeak GPU memory of one `paper` trainer through every stage of a run "
+            f"(pretraining, sampling, D and G steps, D's codes, validation; a full run "
+            f"repeats them): **{peak / 2**30:.2f} GiB** (goal: under 4 GB).")
     say(f"\nBenchmark wall time: {time.perf_counter() - t0:.0f} s.")
     row = {"data": "mirflickr25k-shaped synthetic", "n_fit": n, "hidden": h, "bits": l,
            "d_steps": d_steps, "g_steps": 2 * g_steps, "check_steps": 2 * (k + 1),
@@ -193,7 +237,8 @@ def main() -> None:
            "round_s_autograd": rounds["autograd"], "round_s_deferred": rounds["deferred"],
            "d_step_s": {"autograd": t_ref[0], "deferred": per_new[0]},
            "g_step_s": {"autograd": t_ref[1:], "deferred": per_new[1:]},
-           "setup_s": setup, "shared_s": shared, "copy_bandwidth": bw, "floor_s": floor}
+           "setup_s": setup, "shared_s": shared, "copy_bandwidth": bw, "floor_s": floor,
+           "peak_gpu_bytes": peak}
     suffix = "_gpu" if dev.type == "cuda" else ""
     write_results(HERE / "results" / f"paper{suffix}.json", [row], provenance(None, dev))
     write_section("paper", "The `paper` schedule's speed (`benchmarks/bench_paper.py`)",
