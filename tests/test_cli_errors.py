@@ -306,8 +306,8 @@ def test_unexpected_bugs_still_raise(files, monkeypatch):
 
 
 def test_a_good_run_after_the_checks(files, tmp_path, capsys):
-    """The checks refuse nothing that is valid: --device cpu, --rounds 0, --topk at the
-    database size, --save into an existing folder."""
+    """The checks refuse nothing that is valid: --device cpu, --topk at the database size,
+    --save into an existing folder (train --rounds 0: test_cli_train)."""
     assert main(["graph", "--data", str(files["tiny"]), "--device", "cpu", "--save",
                  str(tmp_path / "g.npy")]) == 0
     assert (tmp_path / "g.npy").is_file()

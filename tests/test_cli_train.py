@@ -92,6 +92,7 @@ def test_rows_record_command_and_smoke(tiny_npz, tmp_path, monkeypatch):
     """Each row carries the command line and says whether it is a smoke run: ``--preset
     smoke`` and ``UGACH_SMOKE=1`` both are (before the fix a ``--preset smoke`` row said
     ``smoke: false``, and no row had a command)."""
+    monkeypatch.delenv("UGACH_SMOKE", raising=False)  # CI sets it: the preset alone must say so
     rows = train(tiny_npz, tmp_path / "a", "--rounds", "1")
     assert rows[0]["smoke"] is True
     assert rows[0]["command"].startswith("python -m ugach_core train --data ")

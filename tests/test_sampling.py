@@ -171,8 +171,9 @@ def test_reward_band_changes_g_steps_only_through_the_reward(tiny, tiny_cfg):
     b = Trainer(tiny_cfg(rounds=1, reward_band=True), tiny, seed=0, progress=False)
     for t in (a, b):
         t.fit()
-    assert a.history[-1]["d_loss"] == b.history[-1]["d_loss"]  # D's step is unchanged
-    assert a.history[-1]["reward"] >= b.history[-1]["reward"]  # band rewards are lower
+    # round 1's D step runs before any G step: the band cannot reach it
+    assert a.history[-1]["d_loss"] == b.history[-1]["d_loss"]
+    assert a.history[-1]["reward"] > b.history[-1]["reward"]  # band rewards are lower
 
 
 def test_remedy_options_are_checked(tiny_cfg):
