@@ -704,3 +704,63 @@ def test_readme_tuned_follows_the_study():
     any_best, _ = study.overall_winner(summ, sets, generator=None)
     assert not summ[("cub10", any_best)]["generator"]
     assert f"validation prefers a configuration without one (`{any_best}`)" in text
+
+
+# ----------------------------------------------------------------------- README: "Speed"
+def _bench(name: str) -> str:
+    return (REPO / "benchmarks" / "results" / f"{name}.md").read_text(encoding="utf-8")
+
+
+def _num(pattern: str, text: str) -> float:
+    m = re.search(pattern, text)
+    assert m, pattern
+    return float(m.group(1).replace(",", "").rstrip("."))
+
+
+def _table_row(text: str, start: str) -> list[str]:
+    row = next(ln for ln in text.splitlines() if ln.startswith(f"| {start}"))
+    return [c.strip().strip("*") for c in row.strip("|").split("|")]
+
+
+def test_readme_speed_figures_come_from_the_benchmarks():
+    """README, "Speed": every ratio of the train, graph and retrieval bullets (CPU and GPU)
+    is the one printed in the stored section of benchmarks/RESULTS.md, and each data set
+    there is labelled synthetic or random."""
+    text = " ".join(readme_section("Speed").split())
+    p8, p1 = r"`paper` / `fast@8192` = ([\d.]+)x", r"`paper` / `fast` \(hidden 1024\) = ([\d.]+)x"
+    p_knn, p_sk = r"Time of ours / time of faiss: ([\d.]+)", r"ours / scikit-learn: ([\d.]+)"
+    p_ham = r"speed of ours / speed of faiss\): ([\d.]+)"
+    p_mm, p_ff = r"speed of ours / float matmul: ([\d.]+)", r"/ faiss: ([\d.]+)"
+    train, graph, ret = _bench("train"), _bench("graph"), _bench("retrieval")
+    assert f"takes {_num(p8, train):.1f}x the time of `fast`'s schedule" in text
+    assert f"and {_num(p1, train):.0f}x that of `fast` as shipped" in text
+    d_eff, g_eff = (_num(rf"{k} epoch (\d+)%", train.split("Goal >= 50 %")[1])
+                    for k in ("D", "G"))
+    assert f"a D epoch reached {d_eff:.0f} % and a G epoch {g_eff:.0f} %" in text
+    assert "(synthetic Gaussian features)" in graph and "(random codes)" in ret
+    assert "codes: synthetic" in ret
+    assert f"takes {_num(p_knn, graph):.2f}x the time of faiss `IndexFlatL2` and " \
+           f"{_num(p_sk, graph):.2f}x" in text
+    assert f"runs at {_num(p_ham, ret):.2f}x the speed of faiss `IndexBinaryFlat` and " \
+           f"{_num(p_mm, ret):.1f}x that of a float matmul" in text
+    assert f"at {_num(p_ff, ret):.2f}x faiss's speed" in text
+    median = float(_table_row(ret, "`ugach_core.metrics.mean_average_precision`")[2])
+    assert f"takes {median:.2f} s." in text
+    # the GPU bullets
+    tg, gg, rg = _bench("train_gpu"), _bench("graph_gpu"), _bench("retrieval_gpu")
+    assert f"`paper` takes {_num(p8, tg):.1f}x the time" in text
+    assert f"and {_num(p1, tg):.1f}x that of" in text
+    rounds = [_table_row(tg, f"{p} |")[-1] for p in ("paper", "fast@8192", "fast")]
+    assert f"({rounds[0]} s against {rounds[1]} s and {rounds[2]} s per round)" in text
+    d_eff, g_eff = (_num(rf"{k} epoch (\d+)%", tg.split("Goal >= 50 %")[1])
+                    for k in ("D", "G"))
+    assert f"a D epoch runs at {d_eff:.0f} % and a G epoch at {g_eff:.0f} %" in text
+    assert f"{_num(p_knn, gg):.2f}x the time of faiss" in text
+    cpu = _num(r"in CPU time ([\d.]+)", rg)
+    assert f"runs at {_num(p_ham, rg):.2f}x the speed of faiss `IndexBinaryFlat` with 16 " \
+           f"threads ({cpu:.2f}x per CPU second), the default faiss path at " \
+           f"{_num(p_ff, rg):.2f}x" in text
+    qps = {k: float(_table_row(rg, k)[3].replace(",", ""))
+           for k in ("faiss `IndexBinaryFlat`", "float32 matmul")}
+    ratio = qps["float32 matmul"] / qps["faiss `IndexBinaryFlat`"]
+    assert f"on the GPU is {ratio:.1f}x faster than faiss" in text
