@@ -89,3 +89,24 @@ def test_paired_differences_by_seed():
     assert p["se"] == pytest.approx(0.01)           # std of (0.01, -0.01) is 0.01414 / 1.414
     with pytest.raises(ValueError, match="share 0 seeds"):
         study.paired(rows, "b", "G", "R")
+
+
+def test_neighbour_precision_by_hand():
+    """Two classes on a line, image features by class, text features shuffled: the image
+    neighbours share the label, the text ones at about chance; chance counted by hand."""
+    import numpy as np
+
+    from ugach_core.data import CrossModalDataset
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    img = (y[:, None] * 100.0 + rng.normal(size=(40, 3))).astype(np.float32)
+    txt = rng.normal(size=(40, 2)).astype(np.float32)
+    labels = np.eye(2, dtype=np.float32)[y]
+    data = CrossModalDataset("two-lines", img, txt, labels, train_idx=np.arange(40),
+                             query_idx=np.arange(4), db_idx=np.arange(40))
+    p = study.neighbour_precision(data, k=3)
+    assert p["img"] == 1.0 and p["chance"] == pytest.approx(2 * 20 * 19 / (40 * 39))
+    assert abs(p["txt"] - p["chance"]) < 0.2
+    assert study.near_chance(p["txt"], p["chance"]) is not study.near_chance(1.0, p["chance"])
+    assert study.near_chance(0.5 + 0.199 * 0.5, 0.5) and not study.near_chance(0.61, 0.5)
