@@ -764,3 +764,26 @@ def test_readme_speed_figures_come_from_the_benchmarks():
            for k in ("faiss `IndexBinaryFlat`", "float32 matmul")}
     ratio = qps["float32 matmul"] / qps["faiss `IndexBinaryFlat`"]
     assert f"on the GPU is {ratio:.1f}x faster than faiss" in text
+
+
+# ------------------------------------------- book/results/graph_precision (chapters 7, 10)
+def test_graph_precision_file_is_recomputed_from_the_data(wiki, cub10_root):
+    """benchmarks/graph_precision.py's file, from a clean commit, equals what
+    ``neighbour_precision`` computes now on the real Wikipedia and CUB-10 splits 0-4; the
+    words of chapters 7 and 10 ("near chance" on Wikipedia, a majority on CUB-10) hold."""
+    from ugach_core.book.study import neighbour_precision, neighbour_summary
+    from ugach_core.data import load
+
+    prov = provenance_of("graph_precision")[0]
+    assert prov["clean"] and not prov["smoke"]
+    rows = rows_of("graph_precision")
+    assert [(r["data"], r["split_seed"]) for r in rows] == \
+        [("wikipedia", None)] + [("cub10", s) for s in range(5)]
+    for r in rows:
+        data = wiki if r["data"] == "wikipedia" else \
+            load("cub10", root=cub10_root, split_seed=r["split_seed"])
+        p = neighbour_precision(data, r["k"])
+        assert all(r[k] == pytest.approx(p[k], abs=1e-12) for k in ("img", "txt", "chance"))
+    s = neighbour_summary(RESULTS / "graph_precision" / "results.json")
+    assert s["wikipedia"]["img_near_chance"] and not s["cub10"]["img_near_chance"]
+    assert s["cub10"]["img"] > 0.5 and s["cub10"]["splits"] == 5

@@ -48,6 +48,21 @@ def near_chance(precision: float, chance: float) -> bool:
     return (precision - chance) / (1 - chance) < 0.2
 
 
+def neighbour_summary(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The file of ``benchmarks/graph_precision.py`` per data set: the image-space and
+    text-space precision and the chance level, each the mean over the set's splits, and
+    ``img_near_chance``, whether :func:`near_chance` holds for the image neighbours of every
+    split.  Chapters 7 and 10."""
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["data"] for r in rows):
+        rs = [r for r in rows if r["data"] == name]
+        out[name] = {k: float(np.mean([r[k] for r in rs])) for k in ("img", "txt", "chance")}
+        out[name]["img_near_chance"] = all(near_chance(r["img"], r["chance"]) for r in rs)
+        out[name]["splits"] = len(rs)
+    return out
+
+
 def data_name(dataset: str) -> str:
     """The data set of a row (``cub10-split3`` -> ``cub10``: one split per seed)."""
     return dataset.split("-split")[0]
@@ -199,4 +214,5 @@ def plot_gains(rows: Sequence[Mapping[str, Any]], order: Sequence[str] | None = 
 
 
 __all__ = ["PRETTY", "VERDICTS", "data_name", "derived", "near_chance", "neighbour_precision",
-           "plot_gains", "study_rows", "summary", "verdict", "winner", "winner_lines"]
+           "neighbour_summary", "plot_gains", "study_rows", "summary", "verdict", "winner",
+           "winner_lines"]
