@@ -25,6 +25,7 @@ SETS = [("wikipedia", None)] + [("cub10", s) for s in range(5)]
 
 
 def main() -> None:
+    prov = provenance(None, "cpu")
     rows = []
     for name, split in SETS:
         data = u.load(name) if split is None else u.load(name, split_seed=split)
@@ -32,11 +33,12 @@ def main() -> None:
         rows.append({"data": name, "split_seed": split, "k": K, "n_train": len(data.train_idx),
                      "img": p["img"], "txt": p["txt"], "chance": p["chance"],
                      "img_near_chance": near_chance(p["img"], p["chance"]),
-                     "txt_near_chance": near_chance(p["txt"], p["chance"])})
+                     "txt_near_chance": near_chance(p["txt"], p["chance"]),
+                     "smoke": prov["smoke"]})
         print(f"{name:<10} split {split!s:<4} image {p['img']:.3f}  text {p['txt']:.3f}  "
               f"chance {p['chance']:.3f}")
     out = REPO / "book" / "results" / "graph_precision" / "results.json"
-    write_results(out, rows, provenance(None, "cpu"))
+    write_results(out, rows, prov)
     print(f"wrote {out}")
 
 

@@ -23,7 +23,7 @@ README = REPO / "README.md"
 # every json file the book and the README read; a new one must be added here (and checked)
 RUN_FILES = ("wikipedia_fast", "wikipedia_paper_gpu", "wikipedia_paper_text_gpu",
              "wikipedia_ablations", "study", "cub10_paper", "cub10_paper_control",
-             "wikipedia_paper_input_scale")
+             "wikipedia_paper_input_scale", "graph_precision")
 PUBLISHED = RESULTS / "published" / "published.json"
 PROVENANCE_KEYS = ("command", "commit", "date", "hardware", "version")
 
