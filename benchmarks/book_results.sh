@@ -45,7 +45,8 @@ pids=()
 status=0
 for b in $bits_list; do
   for ((s = 0; s < nseeds; s++)); do
-    rm -f "$work/${b}b_seed$s/results.json"   # never merge a stale file from an earlier run
+    # a fresh run: never merge a stale file, nor meet an earlier run's checkpoint
+    rm -f "$work/${b}b_seed$s/results.json" "$work/${b}b_seed$s"/ugach_*.pt
     run_one "$b" "$s" & pids+=($!)
     if (( ${#pids[@]} >= jobs )); then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
   done

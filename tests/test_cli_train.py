@@ -272,3 +272,68 @@ def test_evaluate_topk_reports_map_at_that_k(runs, tiny_npz, capsys):
     assert ev["map7_t2i"] == pytest.approx(
         brute_map(c["txt"][q], c["img"][db], lab[q], lab[db], 7), abs=1e-12)
     assert ev["map_i2t"] == pytest.approx(runs["A"]["map_i2t"], abs=1e-12)  # same codes
+
+
+# ------------------------------------------------------------ earlier runs in --out survive
+def test_a_new_run_never_overwrites_an_earlier_checkpoint(tiny_npz, tmp_path, capsys):
+    """Without --resume, a run whose checkpoint is already in --out stops before training
+    (the finished file stays byte for byte); with --resume it continues (here: evaluates)."""
+    train(tiny_npz, tmp_path, "--rounds", "1")
+    ckpt = tmp_path / CKPT
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
+                 "--out", str(tmp_path), "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and "--resume" in err and "overwrite" in err
+    assert ckpt.read_bytes() == before
+    rows = train(tiny_npz, tmp_path, "--rounds", "1", "--resume")
+    assert rows[0]["rounds_done"] == 1
+
+
+def test_results_json_keeps_the_rows_of_earlier_runs(tiny_npz, tmp_path):
+    """A second command into the same --out adds its rows; a redone (bits, seed) replaces
+    its row; a run that fails leaves the file as it was."""
+    first = train(tiny_npz, tmp_path, "--rounds", "0", "--seeds", "0", "1")
+    assert [r["seed"] for r in first] == [0, 1]
+    both = train(tiny_npz, tmp_path, "--rounds", "0", "--seeds", "2")
+    assert [r["seed"] for r in both] == [0, 1, 2] and both[:2] == first
+    saved = (tmp_path / "results.json").read_text()
+    assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
+                 "--out", str(tmp_path), "--seeds", "3", "-1", "--device", "cpu"]) == 2
+    assert (tmp_path / "results.json").read_text() == saved
+
+
+def test_a_negative_seed_is_refused_before_any_work(tiny_npz, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "o"),
+                 "--seeds", "0", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds -1" in err and not (tmp_path / "o" / "results.json").exists()
+
+
+def test_an_unreadable_results_json_is_refused(tiny_npz, tmp_path, capsys):
+    (tmp_path / "results.json").write_text("not json")
+    assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 2
+    assert "not a results file" in capsys.readouterr().err
+    assert (tmp_path / "results.json").read_text() == "not json"
+
+
+def test_ctrl_c_says_how_to_resume(tiny_npz, tmp_path, capsys, monkeypatch):
+    import ugach_core.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.Trainer, "fit", interrupted)
+    assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 130
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_graph_save_adds_npy_once_and_says_where(tiny_npz, tmp_path, capsys):
+    assert main(["graph", "--data", str(tiny_npz), "--save", str(tmp_path / "nb.txt"),
+                 "--device", "cpu"]) == 0
+    assert f"to {tmp_path / 'nb.txt.npy'}" in capsys.readouterr().out
+    assert np.load(tmp_path / "nb.txt.npy").shape[0] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.txt.npy"]

@@ -27,7 +27,7 @@ from .graph import graph_stats, manifold_neighbors
 from .retrieval import encode
 from .checkpoint import CheckpointError, load_discriminator
 from .train import DivergenceError, Trainer
-from .utils import atomic_write_text, get_device
+from .utils import atomic_write, atomic_write_text, get_device
 
 
 class CLIError(Exception):
@@ -111,6 +111,16 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
     prov["smoke"] = prov["smoke"] or args.preset == "smoke"  # either shrinks the run
     rows: list[dict[str, Any]] = []
     seeds = args.seeds if args.seeds else [args.seed]
+    earlier = _earlier_rows(out / "results.json")
+    if not args.resume:  # a new run never overwrites another run's checkpoint
+        for bits in args.bits:
+            for seed in seeds:
+                ckpt = _ckpt_path(args, out, get_preset(args.preset, bits).preset, bits, seed)
+                if ckpt.exists():
+                    raise CLIError(f"{ckpt} holds an earlier run that this one would "
+                                   "overwrite; pass --resume to continue (or just evaluate) "
+                                   "it, or another --out / --ckpt-dir for a new run, or "
+                                   "delete the file")
     per_seed_split = data.name == "cub10"
     for bits in args.bits:
         for seed in seeds:
@@ -127,7 +137,7 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
                 cfg = cfg.replace(rounds=args.rounds)
             cfg = cfg.replace(**args.overrides)  # --set FIELD=VALUE
             print(cfg, flush=True)
-            ckpt = Path(args.ckpt_dir or out) / f"ugach_{cfg.preset}_{bits}b_seed{seed}.pt"
+            ckpt = _ckpt_path(args, out, cfg.preset, bits, seed)
             # LogTestMAP at round 0: the pretrained D's test MAP, reported next to the
             # selected D's (never used for selection)
             cbs = [Checkpoint(ckpt, every=args.checkpoint_every)] if lead else []
@@ -161,7 +171,7 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
                          "config": trainer.cfg.to_dict(), **prov})
             print(format_table(rows[-2:] if args.baseline else rows[-1:]), flush=True)
             if lead:  # rewritten after each run; every row carries its provenance record
-                atomic_write_text(out / "results.json", results_text(rows))
+                atomic_write_text(out / "results.json", results_text(_merge(earlier, rows)))
     print()
     if data.synthetic:
         print("NOTE: all results below are on SYNTHETIC data.")
@@ -171,6 +181,34 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
         print(summarize(rows))
     print(f"\nwrote {out / 'results.json'}")
     return 0
+
+
+def _ckpt_path(args: argparse.Namespace, out: Path, preset: str, bits: int, seed: int) -> Path:
+    return Path(args.ckpt_dir or out) / f"ugach_{preset}_{bits}b_seed{seed}.pt"
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return row.get("dataset"), row.get("preset"), row.get("bits"), row.get("seed")
+
+
+def _earlier_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier results.json in ``--out``, kept next to this run's."""
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+    except (ValueError, AssertionError, UnicodeDecodeError):
+        raise CLIError(f"{path} is not a results file of this command (a JSON list of rows); "
+                       "move it away or pass another --out") from None
+    return rows
+
+
+def _merge(earlier: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``earlier`` rows, less those this run redid (same data set, method, bits and seed),
+    then this run's rows."""
+    redone = {_key(r) for r in rows}
+    return [r for r in earlier if _key(r) not in redone] + rows
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -205,8 +243,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
     for k, v in st.as_dict().items():
         print(f"  {k:<26} {v:.4f}" if isinstance(v, float) else f"  {k:<26} {v}")
     if args.save:
-        np.save(args.save, nb)
-        print(f"saved neighbour list {nb.shape} to {args.save}")
+        path = Path(args.save)
+        path = path if path.suffix == ".npy" else path.with_name(path.name + ".npy")
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save adds no suffix
+                np.save(fh, nb)
+
+        atomic_write(path, write)
+        print(f"saved neighbour list {nb.shape} to {path}")
     return 0
 
 
@@ -482,6 +527,11 @@ def check_args(args: argparse.Namespace) -> None:
         if v is not None and v < least:
             flag = "--" + name.replace("_", "-")
             raise CLIError(f"{flag} {v}: {what}; pass {flag} {least} or more")
+    for seed in (getattr(args, "seeds", None) or [getattr(args, "seed", 0)]):
+        if not 0 <= seed < 2**63:
+            flag = "--seeds" if getattr(args, "seeds", None) else "--seed"
+            raise CLIError(f"{flag} {seed}: a seed is an integer in [0, 2^63); pass e.g. "
+                           f"{flag} 0")
     if getattr(args, "k_img", None) == 0 and getattr(args, "k_txt", None) == 0:
         raise CLIError("--k-img 0 --k-txt 0: the graph needs at least one neighbour per item; "
                        "pass --k-img or --k-txt of 1 or more")
@@ -568,3 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, CLIError) and e.detail:
             print(e.detail, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = "; every checkpoint on disk is whole (written atomically): run the same " \
+            "command with --resume to continue" if args.cmd == "train" else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
