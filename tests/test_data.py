@@ -258,6 +258,29 @@ def test_dataset_rejects_1d_labels():
         _ds(labels=np.array([0, 1, 2, 0, 1, 2]))
 
 
+def test_dataset_rejects_labels_of_more_dimensions():
+    """(n, c, 1) labels once scored a perfect MAP through broadcasting: refused by shape."""
+    with pytest.raises(ValueError, match=r"multi-hot \(n, classes\); got shape \(6, 3, 1\)"):
+        _ds(labels=_arrays(n=6)["labels"][:, :, None])
+
+
+@pytest.mark.parametrize("field, idx, what", [
+    ("train_idx", np.ones(6, bool), "np.flatnonzero"),      # a mask, not indices
+    ("query_idx", np.array([0.0, 1.5]), "dtype float64"),   # floats were truncated
+    ("db_idx", np.array([[0, 1], [2, 3]]), r"shape \(2, 2\)")])  # 2-D was flattened
+def test_dataset_index_arrays_must_be_1d_integers(field, idx, what):
+    with pytest.raises(ValueError, match=rf"{field} must be a 1-D array of integer.*{what}"):
+        _ds(**{field: idx})
+
+
+def test_npz_with_a_scalar_feature_array_says_so(tmp_path):
+    arrays = _arrays(n=6)
+    arrays["img"] = np.float32(1.0)
+    np.savez(tmp_path / "scalar.npz", **arrays)
+    with pytest.raises(ValueError, match=r"img is a single number"):
+        load_npz(tmp_path / "scalar.npz")
+
+
 def test_dataset_rejects_non_binary_labels():
     """Label values other than 0/1 are rejected."""
     lab = _arrays(n=6)["labels"].astype(int)

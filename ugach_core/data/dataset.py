@@ -39,9 +39,10 @@ class CrossModalDataset:
         self.img = check_features(self.img, f"{self.name}: image features")
         self.txt = check_features(self.txt, f"{self.name}: text features")
         lab = np.asarray(self.labels)
-        if lab.ndim == 1:
-            raise ValueError(f"{self.name}: labels must be multi-hot (n, classes); got a 1-D "
-                             "array - convert class ids with np.eye(n_classes)[ids]")
+        if lab.ndim != 2:
+            raise ValueError(f"{self.name}: labels must be multi-hot (n, classes); got shape "
+                             f"{lab.shape}" + (" - convert class ids with "
+                                               "np.eye(n_classes)[ids]" if lab.ndim == 1 else ""))
         n = self.img.shape[0]
         if self.txt.shape[0] != n or lab.shape[0] != n:
             raise ValueError(
@@ -52,7 +53,12 @@ class CrossModalDataset:
             raise ValueError(f"{self.name}: labels must be 0/1 multi-hot")
         self.labels = lab.astype(np.uint8)
         for nm in ("train_idx", "query_idx", "db_idx", "val_idx"):
-            idx = np.asarray(getattr(self, nm), dtype=np.int64).ravel()
+            raw = np.asarray(getattr(self, nm))
+            if raw.ndim != 1 or (raw.size and not np.issubdtype(raw.dtype, np.integer)):
+                hint = " (a mask? pass np.flatnonzero(mask))" if raw.dtype == bool else ""
+                raise ValueError(f"{self.name}: {nm} must be a 1-D array of integer row "
+                                 f"indices, got shape {raw.shape} and dtype {raw.dtype}{hint}")
+            idx = raw.astype(np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise ValueError(f"{self.name}: {nm} has indices outside [0, {n})")
             if nm != "val_idx" and idx.size == 0:

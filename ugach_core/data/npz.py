@@ -39,6 +39,10 @@ def load_npz(path: str | Path, seed: int = 0) -> CrossModalDataset:
     if missing:
         raise ValueError(f"{path} lacks arrays {missing}; it needs img (n, d1), txt (n, d2) and "
                          f"labels (n, c); it has {sorted(arrays)}")
+    for k in REQUIRED:  # before the split, which counts the rows
+        if arrays[k].ndim == 0:
+            raise ValueError(f"{path}: {k} is a single number (shape ()); it must be a 2-D "
+                             "array with one row per pair")
     given = [k for k in ("train_idx", "query_idx", "db_idx") if k in arrays]
     if given and len(given) != 3:
         raise ValueError(f"{path}: give all of train_idx, query_idx, db_idx or none (has {given})")
