@@ -239,6 +239,29 @@ def test_checkpoint_of_another_kind(files, tmp_path, capsys):
     assert "not a UGACH checkpoint" in line and "pass --checkpoint a .pt file" in line
 
 
+@pytest.mark.parametrize("damage", ["weights", "dims", "config"])
+def test_checkpoint_damaged_inside(files, tmp_path, capsys, damage):
+    """A readable checkpoint whose parts do not fit together: a one-line CheckpointError,
+    for evaluate and for train --resume, never a traceback from torch."""
+    sd = torch.load(files["ckpt"], map_location="cpu", weights_only=True)
+    if damage == "weights":
+        for key in ("best_state", "D"):
+            if sd.get(key) is not None:
+                sd[key]["txt.hash.bias"] = torch.zeros(3)
+    elif damage == "dims":
+        del sd["dataset"]["dims"]
+    else:
+        sd["config"]["hidden"] = -3
+    out = tmp_path / "out"
+    out.mkdir()
+    torch.save(sd, out / files["ckpt"].name)
+    line = error_line(["evaluate", "--data", str(files["tiny"]), "--checkpoint",
+                       str(out / files["ckpt"].name)], capsys)
+    assert "damaged" in line and "retrain" in line, line
+    line = error_line(train_args(files, tmp_path, "--resume"), capsys)
+    assert "damaged" in line, line
+
+
 def test_checkpoint_of_other_data(files, capsys):
     line = error_line(["evaluate", "--data", str(files["other"]), "--checkpoint",
                        str(files["ckpt"])], capsys)

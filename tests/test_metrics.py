@@ -60,8 +60,49 @@ def test_query_without_relevant_items_scores_zero():
 
 def test_map_k_must_be_positive():
     """k < 1 is a ValueError."""
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         mean_average_precision(Q_CODE, DB_CODES, Q_LAB, DB_LAB, k=0)
+
+
+@pytest.mark.parametrize("kw, what", [
+    (dict(k=2.5), "k must be an integer"), (dict(k=True), "k must be an integer"),
+    (dict(block=0), "block of >= 1"), (dict(labels_q="1d"), "query labels must be a 2-D"),
+    (dict(labels_db="3d"), "database labels must be a 2-D"),
+    (dict(labels_q="nan"), "NaN/inf"), (dict(q_codes="none"), "at least one query")])
+def test_map_bad_arguments_are_valueerrors_naming_them(kw, what):
+    """Each of these used to end in an IndexError/TypeError from inside NumPy, or (labels
+    of shape (n, c, 1)) in a perfect score."""
+    args = dict(q_codes=Q_CODE, db_codes=DB_CODES, labels_q=Q_LAB, labels_db=DB_LAB)
+    for key, v in kw.items():
+        if v == "1d":
+            v = np.asarray(Q_LAB)[:, 0]
+        elif v == "3d":
+            v = np.asarray(DB_LAB)[:, :, None]
+        elif v == "nan":
+            v = np.asarray(Q_LAB, dtype=float) * np.nan
+        elif v == "none":
+            v = np.asarray(Q_CODE)[:0]
+            args["labels_q"] = np.asarray(Q_LAB)[:0]
+        args[key] = v
+    with pytest.raises(ValueError, match=what):
+        mean_average_precision(**args)
+
+
+def test_average_precision_n_relevant_needs_one_count_per_row():
+    with pytest.raises(ValueError, match="one count per row"):
+        average_precision(np.ones((3, 4), bool), n_relevant=[1, 2])
+
+
+def test_ranking_arguments_are_checked():
+    from ugach_core.retrieval import hamming_topk, rank_by_hamming
+
+    with pytest.raises(ValueError, match="2-D"):
+        rank_by_hamming(np.arange(5))
+    with pytest.raises(ValueError, match="NaN/inf"):
+        rank_by_hamming(np.array([[0.5, np.nan]]))
+    for k in (None, 2.5, True):
+        with pytest.raises(ValueError, match="k must be an integer"):
+            hamming_topk(Q_CODE, DB_CODES, k)
 
 
 def test_map_codes_labels_row_mismatch():

@@ -320,3 +320,17 @@ def test_checkpoint_never_overwrites_a_good_file_with_nan_weights(tiny, tiny_cfg
         t.fit()
     assert read_checkpoint(path)["round"] == 1
     assert load_discriminator(path, tiny).bits == 8
+
+
+def test_atomic_write_gives_the_file_the_mode_open_would(tmp_path):
+    """mkstemp makes 0600 files; results and checkpoints follow the umask like any file."""
+    import os
+
+    from ugach_core.utils import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "r.json", "[]")
+        assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

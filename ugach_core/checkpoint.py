@@ -64,6 +64,13 @@ def read_checkpoint(path: str | Path, data: Any = None, resume: bool = False) ->
             f"checkpoint {path} lacks {missing}, which {need} needs: it is incomplete (cut "
             "short, or not written by Trainer.save_checkpoint). Use a complete checkpoint "
             "(an earlier one, e.g. Checkpoint(keep_all=True) files) or retrain")
+    try:  # its parts must fit together: a config of valid fields, two feature dims
+        UGACHConfig.from_dict(sd["config"])
+        if len(sd["dataset"]["dims"]) != 2:
+            raise ValueError(f"dims {sd['dataset']['dims']}")
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path} is damaged ({type(e).__name__}: {e}); "
+                              "retrain or use an earlier checkpoint") from None
     if data is None:
         return sd
     if list(data.dims) != list(sd["dataset"]["dims"]):
@@ -92,7 +99,12 @@ def load_discriminator(path: str | Path, data: Any = None, bits: int | None = No
                               f"--bits {cfg.bits} or pick the checkpoint of {bits} bits")
     d_img, d_txt = sd["dataset"]["dims"]
     model = Discriminator(d_img, d_txt, cfg.bits, cfg.hidden)
-    model.load_state_dict(sd["best_state"] if sd.get("best_state") is not None else sd["D"])
+    try:
+        model.load_state_dict(sd["best_state"] if sd.get("best_state") is not None else sd["D"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"checkpoint {path} is damaged: its weights do not fit its own "
+                              f"config ({' '.join(str(e).split())[:200]}); retrain or use an "
+                              "earlier checkpoint") from None
     return model.to(get_device(device))
 
 

@@ -42,13 +42,24 @@ def _pack_labels(labels: np.ndarray) -> np.ndarray | None:
 
 def relevance(labels_q: np.ndarray, labels_db: np.ndarray) -> np.ndarray:
     """``(Q, c)``, ``(N, c)`` multi-hot -> ``(Q, N)`` bool: share at least one label. Chapter 1."""
-    lq, ld = np.asarray(labels_q), np.asarray(labels_db)
+    lq, ld = _checked_labels(labels_q, "query"), _checked_labels(labels_db, "database")
     if lq.shape[1] != ld.shape[1]:
         raise ValueError(f"query labels have {lq.shape[1]} classes, database {ld.shape[1]}")
     pq, pd = _pack_labels(lq), _pack_labels(ld)
     if pq is None or pd is None:
         return (lq.astype(np.float32) @ ld.astype(np.float32).T) > 0
     return _shares_label(pq[:, None, :], pd[None, :, :])
+
+
+def _checked_labels(labels: np.ndarray, what: str) -> np.ndarray:
+    """``labels`` as a 2-D finite array, or a ``ValueError`` naming ``what``."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.number) and lab.dtype != bool:
+        raise ValueError(f"{what} labels must be a 2-D multi-hot array (items x classes), got "
+                         f"shape {lab.shape} and dtype {lab.dtype}")
+    if lab.dtype.kind == "f" and not np.isfinite(lab).all():
+        raise ValueError(f"{what} labels contain NaN/inf; labels are 0/1 multi-hot")
+    return lab
 
 
 def _shares_label(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,6 +99,8 @@ def average_precision(rel_ranked: np.ndarray, n_relevant: np.ndarray | None = No
         cum *= r[s:s + step]  # P@i * i at the relevant ranks, 0 elsewhere
         num[s:s + step] = cum @ inv_rank
     den = cnt if n_relevant is None else np.asarray(n_relevant, dtype=np.float64)
+    if den.shape != (q,):
+        raise ValueError(f"n_relevant must hold one count per row ({q},), got {den.shape}")
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
@@ -103,9 +116,14 @@ def _ranked_blocks(q_codes, db_codes, labels_q, labels_db, topk, block, fn):
     ints, ``order (b, K)``, ``rel()`` / ``rel_ranked()`` callables giving the relevance
     ``(b, N)`` and the relevance in ranked order ``(b, K)``.  Codes: 0/1 ``(n, l)`` or
     :class:`~ugach_core.retrieval.PackedCodes`; query and database of the same length."""
-    labels_q, labels_db = np.asarray(labels_q), np.asarray(labels_db)
+    labels_q, labels_db = _checked_labels(labels_q, "query"), _checked_labels(labels_db,
+                                                                              "database")
     qp, dp = as_packed(q_codes, "query codes"), as_packed(db_codes, "database codes")
     check_code_lengths(qp, dp)
+    if len(qp) == 0 or isinstance(block, bool) or not isinstance(block, (int, np.integer)) \
+            or block < 1:
+        raise ValueError(f"need at least one query and a block of >= 1 queries, got {len(qp)} "
+                         f"queries and block={block!r}")
     if len(qp) != len(labels_q) or len(dp) != len(labels_db):
         raise ValueError(
             f"codes and labels must have the same number of rows: queries {len(qp)} codes vs "
@@ -135,8 +153,8 @@ def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: 
     """MAP@k of Hamming ranking (``k=None``: MAP@all).  Codes ``(Q, l)``, ``(N, l)`` in {0,1}
     or :class:`~ugach_core.retrieval.PackedCodes`, the same code length ``l`` (a
     ``ValueError`` naming both lengths otherwise). Chapter 1."""
-    if k is not None and k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be an integer >= 1 (or None for MAP@all), got {k!r}")
     aps = _ranked_blocks(q_codes, db_codes, labels_q, labels_db, k, block,
                          lambda dist, order, rel, ranked: average_precision(ranked()))
     return float(np.concatenate(aps).mean())

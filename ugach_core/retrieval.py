@@ -265,8 +265,12 @@ def rank_by_hamming(dist: np.ndarray, topk: int | None = None) -> np.ndarray:
     radius-bounded selection (``topk``); other inputs an ``argsort`` of the unique keys
     ``d * N + index``.  Both give the same order. Chapter 1."""
     dist = np.asarray(dist)
-    if topk is not None and topk < 1:
-        raise ValueError(f"topk must be >= 1, got {topk}")
+    if dist.ndim != 2 or (dist.dtype.kind == "f" and not np.isfinite(dist).all()):
+        raise ValueError(f"dist must be a finite 2-D array (queries x items), got shape "
+                         f"{dist.shape}" + (" with NaN/inf" if dist.ndim == 2 else ""))
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, (int, np.integer))
+                             or topk < 1):
+        raise ValueError(f"topk must be an integer >= 1 (or None), got {topk!r}")
     return _rank_rows(dist, topk)
 
 
@@ -299,8 +303,8 @@ def hamming_topk(q_packed: PackedCodes | np.ndarray, db_packed: PackedCodes | np
                                                                         "database codes")
     check_code_lengths(q_packed, db_packed)
     n = db_packed.shape[0]
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, N={n}], got {k}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in [1, N={n}], got {k!r}")
     if backend not in ("auto", "numpy", "faiss"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', got {backend!r}")
     faiss = _faiss() if backend != "numpy" else None

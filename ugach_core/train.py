@@ -546,7 +546,12 @@ class Trainer:
                 f"checkpoint's seed={sd['seed']} and val_fraction={cfg.val_fraction} on the "
                 "same training pairs, or start a new run")
         trainer._fingerprint = sd["dataset"].get("fingerprint")
-        trainer.load_state_dict(sd)
+        try:
+            trainer.load_state_dict(sd)
+        except (RuntimeError, TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path} is damaged: its state does not fit its own config "
+                                  f"({' '.join(str(e).split())[:200]}); resume from an earlier "
+                                  "checkpoint or retrain") from None
         return trainer
 
 

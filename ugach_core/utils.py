@@ -59,7 +59,10 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's 0600
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
