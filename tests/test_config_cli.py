@@ -129,3 +129,24 @@ def test_cli_set_changes_config_fields(tiny_npz, tmp_path, capsys, monkeypatch):
     assert main(["train", "--data", str(tiny_npz), "--preset", "fast", "--set",
                  "first_layer=deferred", "--out", str(tmp_path / "y"), "--no-progress"]) == 2
     assert "needs optimizer='sgd'" in capsys.readouterr().err
+
+
+def test_paper_pool_on_mirflickr_shape_is_what_the_docs_say():
+    """README/paper docstring: with 10 % of MIRFlickr's 15,000 training pairs held out, D and
+    G fit 13,500 and the pool holds 270; val_fraction=0 gives the authors' 15,000 and 300."""
+    import numpy as np
+
+    from ugach_core import Trainer
+    from ugach_core.data import CrossModalDataset
+
+    rng = np.random.default_rng(0)
+    data = CrossModalDataset("mir-shaped", rng.normal(size=(15100, 2)),
+                             rng.normal(size=(15100, 2)), np.eye(3)[rng.integers(0, 3, 15100)],
+                             train_idx=np.arange(15000), query_idx=np.arange(15000, 15100),
+                             db_idx=np.arange(15000))
+    for frac, n_fit, pool in ((0.1, 13500, 270), (0.0, 15000, 300)):
+        cfg = paper(16).replace(val_fraction=frac, hidden=4)
+        t = Trainer(cfg, data, progress=False, neighbors=np.zeros((n_fit, 1), np.int64))
+        assert (len(t.fit_idx), t.pool_size) == (n_fit, pool)
+    doc = " ".join(paper.__doc__.split())
+    assert "13,500 of MIRFlickr's 15,000 pairs and the pool (1/50) holds 270 items" in doc

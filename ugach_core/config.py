@@ -172,7 +172,11 @@ def paper(bits: int = 32) -> UGACHConfig:
     (only D's negatives avoid manifold pairs), one fixed negative per query in pretraining.
 
     The authors pretrain D in a separate script and keep its best checkpoint; the number of
-    pretraining epochs (20 here) is ours, the best epoch is picked on validation. Chapter 7."""
+    pretraining epochs (20 here) is ours, the best epoch is picked on validation.  The authors
+    select on the test queries; here ``val_fraction`` (10 %) of the training pairs are held
+    out for it, so D and G fit 13,500 of MIRFlickr's 15,000 pairs and the pool (1/50) holds
+    270 items, not 300 (``val_fraction=0``: all 15,000 and 300, but no model selection).
+    Not reproduced: the authors' D loop skips the first triplet of each epoch. Chapter 7."""
     return UGACHConfig(
         preset="paper", bits=bits, hidden=8192, margin=bits / 8, reward="sigmoid",
         d_loss="hinge", g_softmax="sampled", optimizer="sgd", weight_decay=0.01,

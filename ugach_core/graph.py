@@ -92,10 +92,12 @@ def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: 
     """The authors' cross graph: ``[knn_img[i, :k_img], knn_txt[i, :k_txt]]`` per item.
 
     ``img (n, d1)``, ``txt (n, d2)`` (paired rows, raw training features) -> ``(n, k_img +
-    k_txt)`` int64 indices into the training set.  Duplicates are kept (the authors sample
-    positives uniformly from this list, so an item found in both spaces, typically the
-    item itself, is drawn more often).  For a query of either modality, the positives are
-    the *other* modality's items at these indices. Chapter 3.
+    k_txt)`` int64 indices into the training set.  Duplicates are kept: with
+    ``positives="columns"`` (the library's default) positives are drawn uniformly from this
+    list, so an item found in both spaces, typically the item itself, is drawn more often;
+    the authors' code (``positives="distinct"``, the ``paper`` presets) de-duplicates it
+    first.  For a query of either modality, the positives are the *other* modality's items
+    at these indices. Chapter 3.
     """
     if k_img < 0 or k_txt < 0:
         raise ValueError(f"k_img and k_txt must be >= 0, got {k_img} and {k_txt}")

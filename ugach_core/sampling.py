@@ -67,7 +67,7 @@ def positives(neighbors: torch.Tensor, q: torch.Tensor, s: int, gen: torch.Gener
     ``distinct=False``: uniform over the ``k`` columns, with replacement (an item listed
     twice, such as the query itself, found in both modalities, is twice as likely).
     ``distinct=True``, the authors' code: each listed item once, the ``s`` drawn without
-    replacement (with replacement only in a row of fewer than ``s`` distinct items)."""
+    replacement (a row of fewer than ``s`` distinct items repeats them in turn)."""
     nb = neighbors[q]
     if not distinct:
         cols = torch.randint(nb.shape[1], (len(q), s), generator=gen).to(nb.device)
