@@ -94,6 +94,20 @@ def test_clean_flag_follows_the_tracked_files(tmp_path):
     git(tmp_path, "commit", "-q", "-am", "two")
     second = git(tmp_path, "rev-parse", "--short", "HEAD")
     assert second != first and git_state(tmp_path) == (second, True)
+    # a results file written by an earlier benchmark of the session is not a code change
+    res = tmp_path / "benchmarks" / "results"
+    res.mkdir(parents=True)
+    (res / "paper.json").write_text("[]\n")
+    (tmp_path / "book" / "results").mkdir(parents=True)
+    (tmp_path / "book" / "results" / "r.json").write_text("[]\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "three")
+    third = git(tmp_path, "rev-parse", "--short", "HEAD")
+    (res / "paper.json").write_text("[1]\n")
+    (tmp_path / "book" / "results" / "r.json").write_text("[1]\n")
+    assert git_state(tmp_path) == (third, True)
+    (tmp_path / "a.py").write_text("x = 3\n")
+    assert git_state(tmp_path) == (third, False)
 
 
 def test_not_a_git_checkout(tmp_path):

@@ -44,6 +44,9 @@ PROVENANCE_KEYS = ("command", "commit", "clean", "date", "hardware", "device", "
                    "torch_threads", "python", "version", "smoke")
 #: the checkout this library was imported from (where ``commit`` and ``clean`` are read)
 REPO = Path(__file__).resolve().parents[2]
+#: where results are written: a changed file there does not make the code unclean (a second
+#: benchmark of one session would otherwise see the first one's output as a change)
+RESULT_PATHS = ("benchmarks/results", "benchmarks/RESULTS.md", "book/results")
 
 
 def _git(args: Sequence[str], repo: Path) -> str | None:
@@ -58,13 +61,15 @@ def _git(args: Sequence[str], repo: Path) -> str | None:
 
 def git_state(repo: str | Path | None = None) -> tuple[str, bool | None]:
     """``(commit, clean)`` of the git checkout ``repo`` (default :data:`REPO`): the short
-    hash of ``HEAD`` and whether no tracked file differs from it; ``("unknown", None)``
-    when ``repo`` is not a git checkout."""
+    hash of ``HEAD`` and whether no tracked file differs from it, results files
+    (:data:`RESULT_PATHS`) aside; ``("unknown", None)`` when ``repo`` is not a git
+    checkout."""
     repo = Path(repo) if repo is not None else REPO
     head = _git(["rev-parse", "--short", "HEAD"], repo)
     if not head:
         return "unknown", None
-    status = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ".",
+                   *(f":(top,exclude){p}" for p in RESULT_PATHS)], repo)
     return head, (None if status is None else status == "")
 
 
