@@ -129,6 +129,8 @@ def main() -> None:
         return torch.cat(out)
 
     (qf[:8] @ dbf.T).topk(k, dim=1, largest=False)  # warm-up
+    if dev.type == "cuda":  # nothing queued may land inside the timed call
+        torch.cuda.synchronize()
     fv, t_mm, c_mm = wall_cpu(float_topk)
     same = bool(np.array_equal(np.sort(fv.cpu().numpy(), 1).astype(np.int32), dist))
     say(f"| float32 matmul of ±1 codes + `torch.topk` ({dev.type}) | {t_mm:.2f} | {c_mm:.2f} | "

@@ -18,8 +18,9 @@
 set -euo pipefail
 dataset=${1:?usage: book_results.sh DATASET PRESET [NSEEDS] [-- EXTRA TRAIN ARGS]}
 preset=${2:?preset (paper, paper_text, fast, tuned)}
-nseeds=${3:-3}
-shift $(( $# < 3 ? $# : 3 ))
+nseeds=3
+shift 2
+if [[ $# -gt 0 && $1 != "--" ]]; then nseeds=$1; shift; fi   # NSEEDS may be left out
 [[ ${1:-} == "--" ]] && shift
 extra=("$@")
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -23,16 +23,26 @@ for part in $parts; do
 done
 "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
 start=$(date +%s)
+rc=0
+copy() {  # whatever ran, its sections reach $OUT, also when a part failed or timed out
+  if [ -n "${OUT:-}" ]; then
+    cp benchmarks/RESULTS.md benchmarks/results/*_gpu.* "$OUT"/ 2>/dev/null || true
+  fi
+}
+trap copy EXIT
 for part in $parts; do
   case $part in
-    deferred) timeout 120 "$py" -m pytest -q -p no:cacheprovider tests/test_deferred.py ;;
-    paper) timeout 300 "$py" benchmarks/bench_paper.py --device cuda ;;
-    train) timeout 200 "$py" benchmarks/bench_train.py --device cuda --steps 5 --paper-steps 200 ;;
-    graph) timeout 200 "$py" benchmarks/bench_graph.py --device cuda --mem-n 10000 20000 40000 ;;
-    retrieval) timeout 150 "$py" benchmarks/bench_retrieval.py --device cuda ;;
+    deferred) timeout 120 "$py" -m pytest -q -p no:cacheprovider tests/test_deferred.py \
+      || { rc=$?; echo "gpu.sh: part $part failed (exit $rc)" >&2; } ;;
+    paper) timeout 300 "$py" benchmarks/bench_paper.py --device cuda \
+      || { rc=$?; echo "gpu.sh: part $part failed (exit $rc)" >&2; } ;;
+    train) timeout 200 "$py" benchmarks/bench_train.py --device cuda --steps 5 --paper-steps 200 \
+      || { rc=$?; echo "gpu.sh: part $part failed (exit $rc)" >&2; } ;;
+    graph) timeout 200 "$py" benchmarks/bench_graph.py --device cuda --mem-n 10000 20000 40000 \
+      || { rc=$?; echo "gpu.sh: part $part failed (exit $rc)" >&2; } ;;
+    retrieval) timeout 150 "$py" benchmarks/bench_retrieval.py --device cuda \
+      || { rc=$?; echo "gpu.sh: part $part failed (exit $rc)" >&2; } ;;
   esac
 done
 echo "gpu.sh: $(( $(date +%s) - start )) s in all"
-if [ -n "${OUT:-}" ]; then
-  cp benchmarks/RESULTS.md benchmarks/results/*_gpu.* "$OUT"/ 2>/dev/null || true
-fi
+exit $rc

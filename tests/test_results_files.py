@@ -184,8 +184,9 @@ def test_readme_cca_itq_wins_image_to_text_and_fast_text_to_image(stored_wiki):
 def test_readme_fast_time_and_ratios(stored_wiki):
     """"`fast` finishes in 13-18 s per code length on 2 CPU cores (median over seeds), that
     is 0.029-0.045 of the time the `paper` preset spent on an H200 for only its first 5-6
-    rounds, and 0.0058-0.0075 of a full 30-round `paper` run extrapolated at the same cost
-    per round; its MAP is higher in both directions"."""
+    rounds, and 0.0058-0.0075 of a full 30-round `paper` run estimated by scaling that whole
+    run time (graph and pretraining included) by 30 / rounds done"; its MAP is higher in
+    both directions"."""
     med, ratio, full = [], [], []
     for bits in (16, 32, 64, 128):
         tf = st.median(r["train_seconds"] for r in stored_wiki[("fast", bits)])
