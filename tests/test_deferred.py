@@ -158,6 +158,14 @@ def test_readme_states_the_paper_benchmark():
             f"{dfr:,.0f} s; 30 rounds: {30 * auto / 3600:.1f} h against "
             f"{30 * dfr / 3600:.1f} h)") in text
     assert (f"the same weights within {max(r['rel_diff_first'].values()):.0e}") in text
+    far, pert = r["rel_diff"], r["rel_diff_perturbed"]
+    assert (f"after {r['check_steps']} steps the two paths are {far['D']:.0e} (D) and "
+            f"{far['G']:.0e} (G) apart, as far as autograd is from itself started from weights "
+            f"changed by 1e-7 ({pert['D']:.0e} and {pert['G']:.0e})") in text
+    floor = r["floor_s"]
+    assert (f"A deferred D step takes {r['d_step_s']['deferred'] / floor:.1f}x the memory floor"
+            in text)
+    assert f"an autograd one {r['d_step_s']['autograd'] / floor:.1f}x" in text
 
 
 def test_readme_states_the_sparse_tags_benchmark():
@@ -174,6 +182,9 @@ def test_readme_states_the_sparse_tags_benchmark():
     assert d["setup_s"] > s["setup_s"]
     text = " ".join((repo / "README.md").read_text(encoding="utf-8").split())
     assert (f"({r['tag_density']:.2%} non-zero; `benchmarks/bench_tags.py`)") in text
-    assert (f"setup is {d['setup_s'] / s['setup_s']:.1f}x faster, a round's steps and setup "
-            f"only {d['round_s'] / s['round_s']:.2f}x ({s['round_s']:,.0f} s against "
-            f"{d['round_s']:,.0f} s)") in text
+    ratio = d["round_s"] / s["round_s"]
+    assert (f"setup is {d['setup_s'] / s['setup_s']:.1f}x faster, but a round's steps and "
+            f"setup run {ratio:.2f}x as fast ({s['round_s']:,.0f} s against "
+            f"{d['round_s']:,.0f} s with the dense refresh): the text layer is rarely "
+            "refreshed within a stage, so the faster setup does not show in a round") in text
+    assert ratio < 1.05  # "does not show"
