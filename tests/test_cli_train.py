@@ -311,12 +311,13 @@ def test_a_negative_seed_is_refused_before_any_work(tiny_npz, tmp_path, capsys):
     assert "--seeds -1" in err and not (tmp_path / "o" / "results.json").exists()
 
 
-def test_an_unreadable_results_json_is_refused(tiny_npz, tmp_path, capsys):
-    (tmp_path / "results.json").write_text("not json")
+@pytest.mark.parametrize("content", ["not json", '{"rows": []}'])
+def test_an_unreadable_results_json_is_refused(tiny_npz, tmp_path, capsys, content):
+    (tmp_path / "results.json").write_text(content)
     assert main(["train", "--data", str(tiny_npz), "--preset", "smoke", "--bits", "8",
                  "--out", str(tmp_path), "--device", "cpu"]) == 2
     assert "not a results file" in capsys.readouterr().err
-    assert (tmp_path / "results.json").read_text() == "not json"
+    assert (tmp_path / "results.json").read_text() == content
 
 
 def test_ctrl_c_says_how_to_resume(tiny_npz, tmp_path, capsys, monkeypatch):

@@ -197,10 +197,11 @@ def _earlier_rows(path: Path) -> list[dict[str, Any]]:
         return []
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
-        assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
-    except (ValueError, AssertionError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
+        rows = None
+    if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
         raise CLIError(f"{path} is not a results file of this command (a JSON list of rows); "
-                       "move it away or pass another --out") from None
+                       "move it away or pass another --out")
     return rows
 
 
