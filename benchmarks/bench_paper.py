@@ -232,7 +232,7 @@ def main() -> None:
         peak = peak_memory(cfg, data, nb, dev)
         say(f"\nPeak GPU memory of one `paper` trainer through every stage of a run "
             f"(pretraining, sampling, D and G steps, D's codes, validation; a full run "
-            f"repeats them): **{peak / 2**30:.2f} GiB** (goal: under 4 GB).")
+            f"repeats them): **{peak / 1e9:.2f} GB** (goal: under 4 GB).")
     say(f"\nBenchmark wall time: {time.perf_counter() - t0:.0f} s.")
     row = {"data": "mirflickr25k-shaped synthetic", "n_fit": n, "hidden": h, "bits": l,
            "d_steps": d_steps, "g_steps": 2 * g_steps, "check_steps": 2 * (k + 1),
