@@ -196,7 +196,8 @@ def test_missing_folder_on_the_command_line(tmp_path, capsys):
 
 def test_corrupt_file(tmp_path):
     (tmp_path / FILE).write_bytes(b"\x00garbage\xff" * 500)
-    with pytest.raises(ValueError, match=r"cub_googlenet_doc2vec_c10\.mat.*corrupt.*--download"):
+    with pytest.raises(ValueError, match=r"cub_googlenet_doc2vec_c10\.mat.*corrupt.*delete "
+                                         r".*cub_googlenet_doc2vec_c10\.mat.*--download"):
         load_cub10(tmp_path)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 
 from ugach_core.data import (CrossModalDataset, data_root, default_split, load, load_npz,
                              load_wikipedia, make_synthetic)
@@ -96,6 +97,41 @@ def test_wikipedia_malformed_list_line(wiki_copy):
     p.write_text("".join(lines), encoding="utf-8")
     with pytest.raises(ValueError, match=r"testset_txt_img_cat\.list:5: expected"):
         load_wikipedia(wiki_copy)
+
+
+def test_wikipedia_list_that_is_not_text(wiki_copy):
+    """Random bytes in a list file: the file is named and deleting it is the fix (a
+    --download alone keeps a file that is there)."""
+    (wiki_copy / "trainset_txt_img_cat.list").write_bytes(bytes(range(128, 256)) * 8)
+    with pytest.raises(ValueError, match=r"trainset_txt_img_cat\.list is not a UTF-8 text "
+                                         r"file.*delete the damaged file.*--download"):
+        load_wikipedia(wiki_copy)
+
+
+def test_wikipedia_features_of_two_widths(wiki_copy):
+    """I_te narrower than I_tr once ended in numpy's concatenate error."""
+    mat = scipy.io.loadmat(wiki_copy / "raw_features.mat")
+    mat = {k: v for k, v in mat.items() if not k.startswith("__")}
+    mat["I_te"] = mat["I_te"][:, :100]
+    scipy.io.savemat(wiki_copy / "raw_features.mat", mat)
+    with pytest.raises(ValueError, match=r"I_tr is 128-d but I_te is 100-d"):
+        load_wikipedia(wiki_copy)
+
+
+def test_wikipedia_category_names_must_be_ten(wiki_copy):
+    (wiki_copy / "categories.list").write_text("art\nbiology\nhistory\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"categories\.list must hold the 10 category names.*"
+                                         r"holds 3"):
+        load_wikipedia(wiki_copy)
+    (wiki_copy / "categories.list").unlink()  # optional: generic names
+    assert load_wikipedia(wiki_copy).label_names[0] == "class1"
+
+
+def test_load_wikipedia_names_the_one_missing_file(wiki_copy):
+    """One release file missing under the data root: load() names it, not 'not found'."""
+    (wiki_copy / "testset_txt_img_cat.list").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing in .*: testset_txt_img_cat\.list"):
+        load("wikipedia", root=wiki_copy)
 
 
 # ------------------------------------------------------------------ synthetic and "auto"
@@ -358,3 +394,43 @@ def test_load_uses_ugach_data_env(monkeypatch, data_root_path):
     monkeypatch.setenv("UGACH_DATA", str(Path("/nonexistent-ugach-root")))
     with pytest.raises(FileNotFoundError, match="nonexistent-ugach-root"):
         load("wikipedia")
+
+
+@pytest.mark.parametrize("field, idx", [("query_idx", [4, 4]), ("db_idx", [0, 1, 1, 2]),
+                                        ("train_idx", [0, 0, 1, 2])])
+def test_dataset_rejects_repeated_rows(field, idx):
+    """A query listed twice counted twice in MAP (it changed the score): refused."""
+    with pytest.raises(ValueError, match=rf"{field} lists 1 rows more than once"):
+        _ds(**{field: idx})
+
+
+@pytest.mark.parametrize("val, match", [
+    ([4], r"val_idx must be a subset of train_idx"),          # a test query
+    ([0, 1, 2], r"leaves fewer than 2 of the 4 training pairs"),
+])
+def test_dataset_validation_pairs_are_held_out_training_pairs(val, match):
+    with pytest.raises(ValueError, match=match):
+        _ds(val_idx=val)
+
+
+def test_dataset_validation_never_sees_the_test_queries():
+    """Queries that are also training pairs (a transductive protocol) still may not be
+    validation pairs: model selection on them is selection on test."""
+    with pytest.raises(ValueError, match=r"val_idx shares 1 rows with query_idx"):
+        _ds(train_idx=[0, 1, 2, 3, 4], val_idx=[4])
+    assert _ds(train_idx=[0, 1, 2, 3, 4], val_idx=[3]).split_validation()[1].tolist() == [3]
+
+
+def test_dataset_rejects_unlabelled_query_and_database_items():
+    """All-zero label rows once scored MAP 0 without a word; training items may lack one."""
+    lab = _arrays(n=6)["labels"].copy()
+    lab[[1, 5]] = 0
+    with pytest.raises(ValueError, match=r"1 query and 1 database items have no label"):
+        _ds(labels=lab)
+    assert _ds(labels=lab, db_idx=[0, 2, 3], query_idx=[4]).n == 6
+
+
+def test_dataset_label_names_match_the_columns():
+    with pytest.raises(ValueError, match=r"2 label names for 3 label columns"):
+        _ds(label_names=["a", "b"])
+    assert _ds(label_names=["a", "b", "c"]).label_names == ["a", "b", "c"]

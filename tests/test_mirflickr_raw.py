@@ -231,6 +231,36 @@ def test_resume_after_interrupted_extraction(built, real, tmp_path):
     assert not (tmp_path / "mirflickr25k" / ".parts").exists()
 
 
+def test_resume_never_mixes_in_parts_of_other_weights(built, real, tmp_path):
+    """An interrupted extraction resumed with another model of the same name (other
+    weights) starts over: mixed features once went into the cache without a word."""
+    _, _, d = built
+    n = len(write_raw(tmp_path, real, n_images=100))
+    first = Counting(fail_after=3)
+    with torch.no_grad():
+        first.fc.weight.mul_(1000.0)
+    with pytest.raises(Interrupt):
+        mf.prepare_mirflickr(tmp_path, extractor=first, batch_size=16, chunk=32,
+                             progress=False)
+    second = Counting()
+    out = mf.prepare_mirflickr(tmp_path, extractor=second, batch_size=16, chunk=32,
+                               progress=False)
+    assert second.seen == n  # nothing of the other weights was reused
+    np.testing.assert_allclose(mf.load_cache(out)["img"], d["img"][:n], rtol=1e-5, atol=1e-6)
+
+
+def test_force_extracts_again(real, tmp_path):
+    """``force`` rebuilds from the images, not from part files of an interrupted run."""
+    n = len(write_raw(tmp_path, real, n_images=60))
+    with pytest.raises(Interrupt):
+        mf.prepare_mirflickr(tmp_path, extractor=Counting(fail_after=2), batch_size=16,
+                             chunk=32, progress=False)
+    again = Counting()
+    mf.prepare_mirflickr(tmp_path, extractor=again, batch_size=16, chunk=32, progress=False,
+                         force=True)
+    assert again.seen == n
+
+
 # ------------------------------------------------------------- the filter on real data
 
 
@@ -395,6 +425,22 @@ def test_text_side_bad_rows(mir_root, tmp_path):
     (tmp_path / "all_tags.txt").write_text("\n".join(t) + "\n")
     with pytest.raises(ValueError, match=r"all_tags.txt:7: tag 'notatag' is not in TagList"):
         mf.read_text_side(tmp_path)
+    (tmp_path / "all_tags.txt").write_text("\n".join(lines["all_tags.txt"]) + "\n")
+    labels = tmp_path / "all_labels.txt"
+    for text, match in (
+            (bytes(range(128, 256)), r"all_labels\.txt is not a UTF-8 text file"),
+            ("\n".join(lines["all_labels.txt"][:20] + [lines["all_labels.txt"][20][:23]]),
+             r"all_labels\.txt is not a table of 0/1 rows \(the number of columns changed"),
+            ("\n".join(r[:39] for r in lines["all_labels.txt"]),
+             r"must hold 0/1 rows of 24 labels, got 20 columns"),
+            ("\n".join(lines["all_labels.txt"]).replace("1", "2", 1),
+             r"must hold 0/1 rows of 24 labels, got 24 columns with values \[0, 1, 2\]")):
+        if isinstance(text, bytes):
+            labels.write_bytes(text)
+        else:
+            labels.write_text(text + "\n")
+        with pytest.raises(ValueError, match=match):
+            mf.read_text_side(tmp_path)
 
 
 def test_damaged_cache_is_reported_and_kept(good):

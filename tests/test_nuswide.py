@@ -112,6 +112,12 @@ def test_synthetic_layout_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"AllTags1k.txt:\d+: a value other than 0 or 1"):
         nw.read_official_text(tmp_path)
     tags.write_text(good)
+    label = sorted((d / "Groundtruth" / "AllLabels").glob("Labels_*.txt"))[2]
+    rows = label.read_text()
+    label.write_text("".join(rows.splitlines(keepends=True)[:-1]))  # one row short
+    with pytest.raises(ValueError, match=rf"files have 90 lines, but \{{'{label.name}': 89\}}"):
+        nw.read_official_text(tmp_path)  # the short file is named, whatever its place
+    label.write_text(rows)
     t = nw.read_official_text(tmp_path)
     missing = d / "Flickr" / t["images"][3]
     missing.unlink()
@@ -152,6 +158,13 @@ def test_mat_variants(tmp_path):
     with open(p, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file")
     np.testing.assert_array_equal(nw.load_nuswide_mat(d).txt, y)
+    with h5py.File(p, "w", userblock_size=512) as f:
+        f.create_dataset("YAll", data=y[:, 0])  # 1-D: once an IndexError traceback
+    with open(p, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file")
+    with pytest.raises(ValueError, match=r"'YAll' must be a 2-D numeric array.*shape \(60,\)"):
+        nw.load_nuswide_mat(d)
+    scipy.io.savemat(p, {"YAll": y})
     scipy.io.savemat(d / nw.MAT_FILES["labels"], {"LAll": lab[:50]})
     with pytest.raises(ValueError, match="rows do not line up"):
         nw.load_nuswide_mat(d)

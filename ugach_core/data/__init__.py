@@ -39,7 +39,7 @@ from .mirflickr import load_mirflickr, prepare_mirflickr, read_text_side
 from .npz import load_npz
 from .nuswide import load_nuswide, load_nuswide_mat, prepare_nuswide
 from .synthetic import make_mirflickr_synthetic, make_synthetic
-from .wikipedia import find_wikipedia, load_wikipedia
+from .wikipedia import FILES as WIKIPEDIA_FILES, find_wikipedia, load_wikipedia
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -55,11 +55,16 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def _wikipedia(root: Path) -> CrossModalDataset:
     folder = find_wikipedia(root)
+    partial = [c for c in (root / "wikipedia", root)
+               if any((c / f).is_file() for f in WIKIPEDIA_FILES)]
+    if folder is None and partial:
+        return load_wikipedia(partial[0])  # names the files that are missing there
     if folder is None:
         raise FileNotFoundError(
             f"Wikipedia data not found under {root} (looked in {root / 'wikipedia'} and {root}). "
             "Put raw_features.mat, trainset_txt_img_cat.list and testset_txt_img_cat.list from "
-            "the official release in one of them, or point --root / UGACH_DATA at their folder."
+            "the official release in one of them, or point --root / UGACH_DATA at their folder "
+            "(or fetch them: `python -m ugach_core data prepare wikipedia --download`)."
         )
     return load_wikipedia(folder)
 

@@ -72,7 +72,9 @@ def stratified_split(classes: np.ndarray, split_seed: int = 0,
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(img, txt, classes)`` from the .mat file, checked; ``ValueError`` says what is wrong."""
-    again = "download it again (`python -m ugach_core data prepare cub10 --download`)"
+    root = path.parent.parent if path.parent.name == "cub10" else path.parent
+    again = (f"delete {path} and fetch it again (`python -m ugach_core data prepare cub10 "
+             f"--download --root {root}`)")
     try:
         mat = scipy.io.loadmat(path)
     except Exception as e:  # scipy raises several types on corrupt files

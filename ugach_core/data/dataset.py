@@ -63,9 +63,40 @@ class CrossModalDataset:
                 raise ValueError(f"{self.name}: {nm} has indices outside [0, {n})")
             if nm != "val_idx" and idx.size == 0:
                 raise ValueError(f"{self.name}: {nm} is empty")
+            if np.unique(idx).size != idx.size:
+                raise ValueError(f"{self.name}: {nm} lists {idx.size - np.unique(idx).size} "
+                                 "rows more than once; each row may appear once (np.unique)")
             setattr(self, nm, idx)
+        self._check_protocol()
+        if self.label_names is not None and len(self.label_names) != lab.shape[1]:
+            raise ValueError(f"{self.name}: {len(self.label_names)} label names for "
+                             f"{lab.shape[1]} label columns; pass one name per column")
         if self.synthetic and "synthetic" not in self.name:
             self.name = f"{self.name} (synthetic)"
+
+    def _check_protocol(self) -> None:
+        """Validation pairs are training pairs, never test queries; every query and database
+        item has a label (MAP counts an unlabelled query as 0, such an item as never
+        relevant)."""
+        v = self.val_idx
+        if v.size and not np.isin(v, self.train_idx).all():
+            raise ValueError(f"{self.name}: val_idx must be a subset of train_idx (held-out "
+                             "training pairs)")
+        shared = int(np.isin(v, self.query_idx).sum())
+        if shared:
+            raise ValueError(f"{self.name}: val_idx shares {shared} rows with query_idx; "
+                             "model selection must not see the test queries")
+        if v.size and np.setdiff1d(self.train_idx, v).size < 2:
+            raise ValueError(f"{self.name}: val_idx leaves fewer than 2 of the "
+                             f"{self.train_idx.size} training pairs to train on")
+        bare = {nm: int((~self.labels[getattr(self, nm)].any(1)).sum())
+                for nm in ("query_idx", "db_idx")}
+        if any(bare.values()):
+            raise ValueError(
+                f"{self.name}: {bare['query_idx']} query and {bare['db_idx']} database items "
+                "have no label, so MAP would count them as never relevant; drop them from "
+                "the query and database indices (idx = idx[labels[idx].any(1)]) or their rows "
+                "from the data, as the MIRFlickr and NUS-WIDE protocols do")
 
     @property
     def n(self) -> int:

@@ -199,8 +199,21 @@ def get_extractor(extractor: str | Extractor | None) -> tuple[str, Extractor]:
 # ---------------------------------------------------------------------------- extraction
 
 
-def _key(name: str, members: Sequence[str], chunk: int) -> str:
-    h = hashlib.sha1(f"{name}|{chunk}|".encode())
+def weights_fingerprint(extractor: Extractor) -> str:
+    """sha1 of an ``nn.Module`` extractor's parameters and buffers ("" for a plain
+    callable): part files of other weights under the same name are never mixed in."""
+    if not isinstance(extractor, torch.nn.Module):
+        return ""
+    h = hashlib.sha1()
+    for k, t in extractor.state_dict().items():
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _key(name: str, members: Sequence[str], chunk: int, weights: str = "") -> str:
+    h = hashlib.sha1(f"{name}|{chunk}|{weights}|".encode() if weights else
+                     f"{name}|{chunk}|".encode())
     h.update("\n".join(members).encode())
     return h.hexdigest()[:12]
 
@@ -225,17 +238,18 @@ def extract_features(source: FileSource, members: Sequence[str], extractor: Extr
     Images are decoded and preprocessed (:func:`preprocess`) in a ``DataLoader`` and run
     through ``extractor`` in batches of ``batch_size`` on ``device`` (CUDA when available).
     Every ``chunk`` images the rows are saved atomically to
-    ``parts_dir/<key>/part_<start>_<end>.npy``; a later call with the same members and
-    extractor name skips the chunks already there, so an interrupted extraction resumes.
+    ``parts_dir/<key>/part_<start>_<end>.npy``; a later call with the same members,
+    extractor name and weights (:func:`weights_fingerprint`) skips the chunks already there,
+    so an interrupted extraction resumes.
     The part files are left for the caller to remove once the result is stored.
     """
     members = list(members)
     if not members:
         raise ValueError("no images to extract features from")
     dev = get_device(device)
+    folder = parts_folder(parts_dir, name, members, chunk, extractor)
     if isinstance(extractor, torch.nn.Module):
         extractor = extractor.to(dev).eval()
-    folder = Path(parts_dir) / _key(name, members, chunk)
     folder.mkdir(parents=True, exist_ok=True)
     spans = [(s, min(s + chunk, len(members))) for s in range(0, len(members), chunk)]
     parts: dict[int, np.ndarray] = {}
@@ -281,10 +295,11 @@ def extract_features(source: FileSource, members: Sequence[str], extractor: Extr
 
 
 def parts_folder(parts_dir: str | os.PathLike, name: str, members: Sequence[str],
-                 chunk: int = 2048) -> Path:
+                 chunk: int = 2048, extractor: Extractor | None = None) -> Path:
     """The folder :func:`extract_features` keeps its partial results in."""
-    return Path(parts_dir) / _key(name, list(members), chunk)
+    weights = weights_fingerprint(extractor) if extractor is not None else ""
+    return Path(parts_dir) / _key(name, list(members), chunk, weights)
 
 
 __all__ = ["EXTRACTORS", "FileSource", "ImageFiles", "extract_features", "get_extractor",
-           "parts_folder", "preprocess", "vgg19_fc7"]
+           "parts_folder", "preprocess", "vgg19_fc7", "weights_fingerprint"]

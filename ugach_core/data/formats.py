@@ -99,18 +99,29 @@ def _read_hdf5_mat(path: Path, key: str | None) -> np.ndarray:
     return np.ascontiguousarray(arr.T) if arr.ndim >= 2 else arr
 
 
-def read_dcmh_mat(path: PathLike, key: str | None = None) -> np.ndarray:
+def read_dcmh_mat(path: PathLike, key: str | None = None, ndim: int | None = None
+                  ) -> np.ndarray:
     """One variable of a DCMH-style ``.mat`` file as an array whose rows are items.
 
     ``key`` names the variable (``"YAll"``, ``"LAll"``, ``"XAll"``, ``"IAll"``); ``None``
     takes the file's only variable.  MATLAB v5/v7 files are read with ``scipy.io.loadmat``,
-    v7.3 (HDF5) files with ``h5py`` (transposed back, so rows stay items).
+    v7.3 (HDF5) files with ``h5py`` (transposed back, so rows stay items).  ``ndim``: the
+    variable must be a numeric array of that many dimensions (2 for features and labels).
 
     Raises ``FileNotFoundError`` for a missing file, ``ImportError`` (``pip install h5py``)
     for a v7.3 file without h5py, ``ValueError`` for an ambiguous/missing ``key`` or a file
     that cannot be read (corrupt, truncated, not a .mat file).
     """
-    path = Path(path)
+    arr = _read_mat(Path(path), key)
+    if ndim is not None and (arr.ndim != ndim or not (np.issubdtype(arr.dtype, np.number)
+                                                      or arr.dtype == bool)):
+        raise ValueError(f"{path}: variable {key!r} must be a {ndim}-D numeric array (items "
+                         f"x dimensions), got shape {arr.shape} and dtype {arr.dtype}; the "
+                         "file is not the release it should be - fetch it again")
+    return arr
+
+
+def _read_mat(path: Path, key: str | None) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if _is_hdf5(path):
@@ -421,9 +432,9 @@ def load_mirflickr_mat(folder: PathLike, protocol: str = "ugach", seed: int = 0
             f"XAll, 20015x4096 VGG19 fc7 features, as released with UCCH) at {img_path}. The "
             "tag and label files alone do not make a cross-modal data set."
         )
-    txt = read_dcmh_mat(folder / MIRFLICKR_FILES["txt"], "YAll")
-    labels = read_dcmh_mat(folder / MIRFLICKR_FILES["labels"], "LAll")
-    img = read_dcmh_mat(img_path, "XAll")
+    txt = read_dcmh_mat(folder / MIRFLICKR_FILES["txt"], "YAll", ndim=2)
+    labels = read_dcmh_mat(folder / MIRFLICKR_FILES["labels"], "LAll", ndim=2)
+    img = read_dcmh_mat(img_path, "XAll", ndim=2)
     sizes = {"XAll": img.shape[0], "YAll": txt.shape[0], "LAll": labels.shape[0]}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"MIRFlickr-25K files in {folder} disagree on the number of pairs "

@@ -27,6 +27,7 @@ README: "Data sets from the official releases".
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -241,13 +242,29 @@ def read_text_side(folder: PathLike) -> dict[str, Any]:
     for f in files:
         if not (folder / f).is_file():
             raise FileNotFoundError(f"missing {folder / f}; the text side needs {', '.join(files)}")
-    imgs = [s.strip() for s in (folder / "all_imgs.txt").read_text().splitlines() if s.strip()]
-    tag_rows = (folder / "all_tags.txt").read_text(encoding="utf-8").splitlines()
+    text = {}
+    for f in files:
+        try:
+            text[f] = (folder / f).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{folder / f} is not a UTF-8 text file (corrupt?); replace it "
+                             "with the file of the release") from None
+    imgs = [s.strip() for s in text["all_imgs.txt"].splitlines() if s.strip()]
+    tag_rows = text["all_tags.txt"].splitlines()
     while tag_rows and not tag_rows[-1].strip():
         tag_rows.pop()
-    labels = np.loadtxt(folder / "all_labels.txt", dtype=np.int64, ndmin=2)
-    vocab = read_common_tags((folder / "TagList.txt").read_text(encoding="utf-8"),
-                             str(folder / "TagList.txt"))
+    try:
+        labels = np.loadtxt(io.StringIO(text["all_labels.txt"]), dtype=np.int64, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{folder / 'all_labels.txt'} is not a table of 0/1 rows "
+                         f"({' '.join(str(e).split('; ')[0].split())}); the file is damaged - "
+                         "replace it with the file of the release") from None
+    if labels.shape[1] != len(MIRFLICKR_LABELS) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{folder / 'all_labels.txt'} must hold 0/1 rows of "
+                         f"{len(MIRFLICKR_LABELS)} labels, got {labels.shape[1]} columns with "
+                         f"values {np.unique(labels)[:5].tolist()}; replace it with the file "
+                         "of the release")
+    vocab = read_common_tags(text["TagList.txt"], str(folder / "TagList.txt"))
     sizes = {"all_imgs.txt": len(imgs), "all_tags.txt": len(tag_rows),
              "all_labels.txt": labels.shape[0]}
     if len(set(sizes.values())) != 1:
@@ -362,12 +379,14 @@ def prepare_mirflickr(root: PathLike, extractor: str | Extractor | None = None,
         name, fn = get_extractor(name)
     members = [f"im{k}.jpg" for k in text["ids"]]
     parts = mirflickr_folder(root) / ".parts"
+    if force:  # rebuild: no part of an earlier extraction is reused
+        shutil.rmtree(parts_folder(parts, name, members, chunk, fn), ignore_errors=True)
     img = extract_features(images, members, fn, parts, name=name, batch_size=batch_size,
                            device=device, chunk=chunk, num_workers=num_workers,
                            progress=progress)
     save_cache(out, img, text["txt"], text["labels"], text["ids"], text["tag_names"],
                text["label_names"], name, source=f"{images.path} + {annotations.path}")
-    shutil.rmtree(parts_folder(parts, name, members, chunk), ignore_errors=True)
+    shutil.rmtree(parts_folder(parts, name, members, chunk, fn), ignore_errors=True)
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()
     return out

@@ -148,9 +148,11 @@ def read_official_text(root: PathLike, n_concepts: int = N_CONCEPTS) -> dict[str
            .splitlines() if ln.strip()]
     sizes.update({f["tags"].name: tags.shape[0], f["list"].name: len(lst)})
     if len(set(sizes.values())) != 1:
-        first = dict(list(sizes.items())[:3] + list(sizes.items())[-2:])
-        raise ValueError(f"NUS-WIDE rows do not line up: {first} ...; every file must have one "
-                         "line per image, in the order of the image list")
+        common = max(set(sizes.values()), key=list(sizes.values()).count)
+        odd = {k: v for k, v in sizes.items() if v != common}
+        raise ValueError(f"NUS-WIDE rows do not line up: {len(sizes) - len(odd)} files have "
+                         f"{common} lines, but {odd}; every file must have one line per image, "
+                         "in the order of the image list")
     y_all = np.stack(cols, axis=1)                        # (N, 81)
     counts = y_all.sum(0)
     top = sorted(range(len(names)), key=lambda c: (-int(counts[c]), names[c]))[:n_concepts]
@@ -191,12 +193,14 @@ def prepare_nuswide(root: PathLike, extractor: str | Extractor | None = None,
     if fn is None:
         name, fn = get_extractor(name)
     parts = nuswide_folder(root) / ".parts"
+    if force:  # rebuild: no part of an earlier extraction is reused
+        shutil.rmtree(parts_folder(parts, name, text["images"], chunk, fn), ignore_errors=True)
     img = extract_features(src, text["images"], fn, parts, name=name, batch_size=batch_size,
                            device=device, chunk=chunk, num_workers=num_workers,
                            progress=progress)
     save_cache(out, img, text["txt"], text["labels"], text["rows"], text["tag_names"],
                text["label_names"], name, source=str(nuswide_folder(root)))
-    shutil.rmtree(parts_folder(parts, name, text["images"], chunk), ignore_errors=True)
+    shutil.rmtree(parts_folder(parts, name, text["images"], chunk, fn), ignore_errors=True)
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()
     return out
@@ -231,9 +235,9 @@ def load_nuswide_mat(folder: PathLike, protocol: str = "ugach", seed: int = 0
     miss = [f for f in MAT_FILES.values() if not (folder / f).is_file()]
     if miss:
         raise FileNotFoundError(f"NUS-WIDE .mat files missing in {folder}: {', '.join(miss)}")
-    img = read_dcmh_mat(folder / MAT_FILES["img"], "XAll")
-    txt = read_dcmh_mat(folder / MAT_FILES["txt"], "YAll")
-    lab = read_dcmh_mat(folder / MAT_FILES["labels"], "LAll")
+    img = read_dcmh_mat(folder / MAT_FILES["img"], "XAll", ndim=2)
+    txt = read_dcmh_mat(folder / MAT_FILES["txt"], "YAll", ndim=2)
+    lab = read_dcmh_mat(folder / MAT_FILES["labels"], "LAll", ndim=2)
     sizes = {"XAll": img.shape[0], "YAll": txt.shape[0], "LAll": lab.shape[0]}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"NUS-WIDE files in {folder}: rows do not line up ({sizes})")

@@ -15,6 +15,12 @@ import scipy.io
 from .dataset import CrossModalDataset
 
 FILES = ("raw_features.mat", "trainset_txt_img_cat.list", "testset_txt_img_cat.list")
+_AGAIN = ("delete the damaged file and fetch it again (`python -m ugach_core data prepare "
+          "wikipedia --download --root {root}`)")
+
+
+def _again(folder: Path) -> str:
+    return _AGAIN.format(root=folder.parent if folder.name == "wikipedia" else folder)
 
 
 def find_wikipedia(root: Path) -> Path | None:
@@ -27,22 +33,26 @@ def find_wikipedia(root: Path) -> Path | None:
 
 def read_list(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     """Text ids, image ids and categories of a release list file (tab-separated)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a UTF-8 text file (corrupt?); "
+                         + _again(Path(path).parent)) from None
     txt_ids, img_ids, cats = [], [], []
-    with open(path, encoding="utf-8") as fh:
-        for ln, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\r\n").split("\t")
-            if len(parts) != 3:
-                raise ValueError(f"{path}:{ln}: expected 'text_id<TAB>image_id<TAB>category', "
-                                 f"got {line.strip()!r}")
-            try:
-                c = int(parts[2])
-            except ValueError:
-                raise ValueError(f"{path}:{ln}: category {parts[2]!r} is not an integer") from None
-            txt_ids.append(parts[0])
-            img_ids.append(parts[1])
-            cats.append(c)
+    for ln, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{ln}: expected 'text_id<TAB>image_id<TAB>category', "
+                             f"got {line.strip()!r}")
+        try:
+            c = int(parts[2])
+        except ValueError:
+            raise ValueError(f"{path}:{ln}: category {parts[2]!r} is not an integer") from None
+        txt_ids.append(parts[0])
+        img_ids.append(parts[1])
+        cats.append(c)
     return txt_ids, img_ids, np.asarray(cats, dtype=np.int64)
 
 
@@ -61,10 +71,19 @@ def load_wikipedia(folder: str | Path) -> CrossModalDataset:
         mat = scipy.io.loadmat(folder / "raw_features.mat")
     except Exception as e:  # scipy raises several types on corrupt files
         raise ValueError(f"cannot read {folder / 'raw_features.mat'} ({e}); the file is corrupt "
-                         "or not MATLAB v5 - download it again") from e
+                         f"or not MATLAB v5 - {_again(folder)}") from e
     for key in ("I_tr", "I_te", "T_tr", "T_te"):
         if key not in mat:
             raise ValueError(f"{folder / 'raw_features.mat'} has no variable {key!r}")
+    for key in ("I_tr", "I_te", "T_tr", "T_te"):
+        if mat[key].ndim != 2:
+            raise ValueError(f"{folder / 'raw_features.mat'}: {key} must be 2-D (items x "
+                             f"dimensions), got shape {mat[key].shape}")
+    for a, b in (("I_tr", "I_te"), ("T_tr", "T_te")):
+        if mat[a].shape[1] != mat[b].shape[1]:
+            raise ValueError(f"{folder / 'raw_features.mat'}: {a} is {mat[a].shape[1]}-d but "
+                             f"{b} is {mat[b].shape[1]}-d; the file is not the official "
+                             f"release - {_again(folder)}")
     _, _, c_tr = read_list(folder / "trainset_txt_img_cat.list")
     _, _, c_te = read_list(folder / "testset_txt_img_cat.list")
     n_tr, n_te = mat["I_tr"].shape[0], mat["I_te"].shape[0]
@@ -82,8 +101,16 @@ def load_wikipedia(folder: str | Path) -> CrossModalDataset:
         raise ValueError(f"Wikipedia categories must be 1..{n_cls}, got {cats.min()}..{cats.max()}")
     labels = np.eye(n_cls, dtype=np.uint8)[cats - 1]
     names_file = folder / "categories.list"
-    names = (names_file.read_text().split() if names_file.is_file() else
-             [f"class{i}" for i in range(1, n_cls + 1)])
+    names = [f"class{i}" for i in range(1, n_cls + 1)]
+    if names_file.is_file():
+        try:
+            names = names_file.read_text(encoding="utf-8").split()
+        except UnicodeDecodeError:
+            names = []
+        if len(names) != n_cls:
+            raise ValueError(f"{names_file} must hold the {n_cls} category names, one per "
+                             f"line; it holds {len(names)} readable names. Delete it (the "
+                             "names are optional) or fetch it again")
     train = np.arange(n_tr)
     return CrossModalDataset(
         name="wikipedia", img=img, txt=txt, labels=labels, train_idx=train,
