@@ -99,15 +99,14 @@ def manifold_neighbors(img: np.ndarray, txt: np.ndarray, k_img: int = 5, k_txt: 
     first.  For a query of either modality, the positives are the *other* modality's items
     at these indices. Chapter 3.
     """
-    if k_img < 0 or k_txt < 0:
-        raise ValueError(f"k_img and k_txt must be >= 0, got {k_img} and {k_txt}")
     img = check_features(img, "image features")
     txt = check_features(txt, "text features")
     if img.shape[0] != txt.shape[0]:
-        raise ValueError(
-            f"image and text features must have one row per pair; got {img.shape[0]} image "
-            f"rows and {txt.shape[0]} text rows"
-        )
+        raise ValueError(f"image and text features must have one row per pair; got "
+                         f"{img.shape[0]} image rows and {txt.shape[0]} text rows")
+    if not (0 <= k_img <= len(img) and 0 <= k_txt <= len(img)):
+        raise ValueError(f"k_img and k_txt must be in [0, {len(img)}] (the training pairs), got "
+                         f"{k_img} and {k_txt}; lower them (command line: --set k_img=...)")
     parts = []
     if k_img > 0:
         parts.append(knn(img, k_img, metric, block, device))
