@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
                  "pass --out elsewhere, or unset UGACH_SMOKE for the real grid")
     torch.set_num_threads(args.threads)
 
-    data = load("wikipedia")
+    try:
+        data = load("wikipedia")
+    except FileNotFoundError as e:
+        ap.error(str(e))
     print(data.summary())
     variants = default_variants(get_preset("fast", args.bits))  # smoke under UGACH_SMOKE=1
     t_start = time.perf_counter()

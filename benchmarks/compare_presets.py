@@ -7,6 +7,7 @@ Usage: python benchmarks/compare_presets.py RESULTS.json [RESULTS.json ...]
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -19,7 +20,11 @@ from ugach_core.evaluation import mean_std
 
 
 def main(paths: list[str]) -> None:
-    rows = [r for p in paths for r in json.load(open(p))]
+    try:
+        rows = [r for p in paths for r in json.load(open(p))]
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: cannot read a results file ({e}); pass the results.json files that "
+                 "`python -m ugach_core train` wrote")
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["preset"], r["bits"])].append(r)
@@ -56,6 +61,6 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    main(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="+", help="results.json files of train runs")
+    main(ap.parse_args().results)

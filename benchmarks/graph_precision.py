@@ -14,6 +14,9 @@ Writes book/results/graph_precision/results.json (a second or two on a CPU).
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 from _common import REPO  # noqa: I001  (sets sys.path)
 
 import ugach_core as u
@@ -25,10 +28,14 @@ SETS = [("wikipedia", None)] + [("cub10", s) for s in range(5)]
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # --help only
     prov = provenance(None, "cpu")
     rows = []
     for name, split in SETS:
-        data = u.load(name) if split is None else u.load(name, split_seed=split)
+        try:
+            data = u.load(name) if split is None else u.load(name, split_seed=split)
+        except FileNotFoundError as e:
+            sys.exit(f"error: {e}")
         p = neighbour_precision(data, K)
         rows.append({"data": name, "split_seed": split, "k": K, "n_train": len(data.train_idx),
                      "img": p["img"], "txt": p["txt"], "chance": p["chance"],

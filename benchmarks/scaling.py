@@ -19,6 +19,7 @@ Writes its section of benchmarks/RESULTS.md and benchmarks/results/scaling.json.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
@@ -58,6 +59,7 @@ def fast_costs(n_train: int) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # --help only
     torch.manual_seed(0)
     ram = mem_total()
     row: dict = {"ram_gb": ram / 1e9, "d_img": D_IMG, "d_txt": D_TXT, "bits": 64}

@@ -12,7 +12,8 @@ MAP only (mean over seeds), and its test gain over its own pretrained D is repor
 Writes ``book/results/study/results.json`` atomically after every row
 (``{"provenance": {...}, "rows": [...]}``, the one provenance record).  A full run is
 hours on a 2-core CPU (5 seeds x 3 data sets x ~17 variants); ``--quick`` runs the smoke
-configuration of three variants for one seed on the small synthetic set (the test).
+configuration of the three "stage" variants on the ``--data`` and ``--seeds`` given (the
+test passes ``--data synthetic --seeds 0``: seconds).
 ``--merge`` keeps the rows of the data sets not run now from an existing file, and their
 provenance records under ``provenance["earlier"]`` (each names its ``data``), so data sets
 can be run one at a time.

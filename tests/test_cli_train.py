@@ -177,6 +177,18 @@ def test_resume_prints_where_it_continues(tiny_npz, tmp_path, capsys):
     assert f"resumed {tmp_path / CKPT} at round 1" in capsys.readouterr().out
 
 
+def test_resumed_rows_report_the_run_s_training_time(tiny_npz, tmp_path):
+    """Re-evaluating a finished run with --resume once replaced its train_seconds with the
+    seconds of the evaluation; a run resumed after a time limit adds both calls' seconds."""
+    done = train(tiny_npz, tmp_path, "--rounds", "2")[0]["train_seconds"]
+    assert train(tiny_npz, tmp_path, "--rounds", "2", "--resume")[0]["train_seconds"] == done
+    other = tmp_path / "limited"
+    first = train(tiny_npz, other, "--rounds", "2", "--time-limit", "1e-6")[0]
+    assert first["rounds_done"] == 1
+    second = train(tiny_npz, other, "--rounds", "2", "--resume")[0]
+    assert second["rounds_done"] == 2 and second["train_seconds"] > first["train_seconds"]
+
+
 def test_resume_with_another_config_names_the_set_flags(tiny_npz, tmp_path, capsys,
                                                          monkeypatch):
     """A checkpoint of another configuration (e.g. a `paper` run from before the deferred

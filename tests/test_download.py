@@ -151,6 +151,21 @@ def test_no_network_says_which_files_go_where(tmp_path):
     assert not list((tmp_path / "sub").iterdir())
 
 
+def test_download_all_offline_lists_every_missing_file(tmp_path, monkeypatch):
+    """With no network the message once listed only the first file of the set."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    remotes = [Remote(n, f"http://127.0.0.1:{port}/{n}", 10, None) for n in ("a", "b", "c")]
+    monkeypatch.setitem(dl.REMOTES, "toy", remotes)
+    (tmp_path / "b").write_bytes(b"0123456789")  # already there: not listed
+    with pytest.raises(DownloadError, match=r"could not download: http://127.0.0.1") as e:
+        dl.download_all("toy", tmp_path, progress=False, timeout=5)
+    listed = [ln.split()[1] for ln in str(e.value).splitlines() if ln.startswith("  - ")]
+    assert listed == ["a", "c"]
+
+
 def test_http_error_is_reported(server, tmp_path):
     with pytest.raises(DownloadError, match=r"(?s)answered HTTP 404.*Put these files in"):
         download(remote(server, path="/missing.bin"), tmp_path, progress=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.util
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -201,3 +202,18 @@ def test_cli_rows_and_benchmark_files_carry_the_same_record(tiny_npz, tmp_path, 
     assert [ln.split(":", 1)[0][2:] for ln in md.splitlines()][:len(PROVENANCE_KEYS)] == \
         list(PROVENANCE_KEYS)
     assert f"- commit: {rows[0]['commit']}\n" in md
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "benchmarks").glob("*.py")
+                                          if not p.name.startswith("_")
+                                          and p.name != "gpu_check.py"))
+def test_every_benchmark_script_answers_help_without_running(script):
+    """``scaling.py --help`` once ran the whole benchmark and rewrote its tracked results;
+    ``compare_presets.py --help`` was a traceback.  ``--help`` prints usage, writes nothing."""
+    results = {p: p.stat().st_mtime_ns for p in (REPO / "benchmarks").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and r.stdout.startswith("usage:"), r.stderr[-500:]
+    assert {p: p.stat().st_mtime_ns for p in results} == results

@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 import torch
@@ -144,12 +144,14 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
             cbs.append(LogTestMAP(rounds=[0]))
             if args.verbose:
                 cbs.append(PrintLogger())
-            t0 = time.perf_counter()
+            t0, before = time.perf_counter(), None
             if args.resume and ckpt.exists():
                 trainer = cls.resume(ckpt, data, device=device, callbacks=cbs,
                                      progress=lead and not args.no_progress)
                 _same_config(trainer.cfg, cfg, ckpt)
                 print(f"resumed {ckpt} at round {trainer.round}")
+                before = (trainer.round, _earlier_seconds(earlier, data.name, trainer.cfg.preset,
+                                                          bits, seed))
             else:
                 if args.resume:
                     print(f"no checkpoint {ckpt} to resume from; training from the start")
@@ -157,6 +159,8 @@ def _train(args: argparse.Namespace, device: torch.device, cls: type[Trainer], l
                               progress=lead and not args.no_progress)
             trainer.fit(time_limit=args.time_limit)
             secs = time.perf_counter() - t0
+            if before is not None and before[1] is not None:  # the run's time, not this call's
+                secs = before[1] + (secs if trainer.round > before[0] else 0.0)
             codes = trainer.codes("best")
             sc = retrieval_scores(codes["img"], codes["txt"], data)
             r0 = next((h for h in trainer.history if h.get("round") == 0), {})
@@ -189,6 +193,13 @@ def _ckpt_path(args: argparse.Namespace, out: Path, preset: str, bits: int, seed
 
 def _key(row: dict[str, Any]) -> tuple:
     return row.get("dataset"), row.get("preset"), row.get("bits"), row.get("seed")
+
+
+def _earlier_seconds(earlier: list[dict[str, Any]], *key: Any) -> float | None:
+    """``train_seconds`` of the earlier row of this run, if results.json has one: a resumed
+    run reports the time it trained in all, and a re-evaluated finished one keeps it."""
+    row = next((r for r in earlier if _key(r) == key), None)
+    return float(row["train_seconds"]) if row and row.get("train_seconds") is not None else None
 
 
 def _earlier_rows(path: Path) -> list[dict[str, Any]]:
@@ -334,8 +345,15 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's one-line errors (its own print usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m ugach_core",
         description="UGACH (Unsupervised Generative Adversarial Cross-modal Hashing): train, "
                     "evaluate and inspect correlation graphs.",

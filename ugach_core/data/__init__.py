@@ -7,7 +7,8 @@
   ``python -m ugach_core data prepare mirflickr25k`` (or the DCMH/UCCH ``.mat`` files) in
   ``<root>/mirflickr25k``; when they are absent, a ``FileNotFoundError`` says what to get,
   or, only with ``synthetic_ok=True``, a SYNTHETIC stand-in of the same shapes;
-* ``"nuswide"``: NUS-WIDE TC-10 features in ``<root>/nuswide`` (same idea);
+* ``"nuswide"``: NUS-WIDE TC-10 features in ``<root>/nuswide``, built the same way (no
+  synthetic stand-in: ``synthetic_ok`` does not apply);
 * ``"cub10"``: CUB-10 (600 pairs, GoogLeNet image / doc2vec text features) from
   ``<root>/cub10`` (or ``<root>``); no official split: a seeded stratified 20% of each class
   are the queries, ``load("cub10", split_seed=3)`` picks another split (see

@@ -74,7 +74,12 @@ REMOTES: dict[str, list[Remote]] = {
 
 
 class DownloadError(RuntimeError):
-    """A download that could not be completed (network, server, or checksum)."""
+    """A download that could not be completed (network, server, or checksum); ``reason``:
+    why the server could not be reached, when that was the cause."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -143,11 +148,12 @@ def download(r: Remote, folder: str | os.PathLike, progress: bool = True, timeou
             if e.code == 416 and have:  # nothing left to fetch
                 resp, server_done = None, True
             else:
-                raise DownloadError(offline_message([r], folder, f"{r.url} answered HTTP "
-                                                    f"{e.code} {e.reason}")) from e
+                why = f"{r.url} answered HTTP {e.code} {e.reason}"
+                raise DownloadError(offline_message([r], folder, why), why) from e
         except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", e)
-            raise DownloadError(offline_message([r], folder, f"{r.url}: {reason}")) from e
+            why = f"{r.url}: {reason}"
+            raise DownloadError(offline_message([r], folder, why), why) from e
         if resp is not None:
             with resp:
                 resumed = have and resp.status == 206
@@ -206,7 +212,16 @@ def download_all(name: str, folder: str | os.PathLike, progress: bool = True,
     need = sum(r.size or 0 for r in remotes if not (Path(folder) / r.name).exists())
     if need > free:
         raise DownloadError(f"{name} needs {need:,} bytes in {folder}, only {free:,} are free")
-    return [download(r, folder, progress=progress, timeout=timeout) for r in remotes]
+    out = []
+    for r in remotes:
+        try:
+            out.append(download(r, folder, progress=progress, timeout=timeout))
+        except DownloadError as e:  # unreachable: list every file still missing, not one
+            if e.reason is None:
+                raise
+            rest = [x for x in remotes if not (Path(folder) / x.name).is_file()]
+            raise DownloadError(offline_message(rest, Path(folder), e.reason), e.reason) from e
+    return out
 
 
 __all__ = ["DownloadError", "REMOTES", "Remote", "download", "download_all", "md5sum",

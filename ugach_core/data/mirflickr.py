@@ -405,7 +405,7 @@ def missing_message(root: PathLike, features: str = "vgg19_fc7") -> str:
         f"`python -m ugach_core data prepare mirflickr25k --root {Path(root)}` (add --download "
         "to fetch them, about 2.9 GB), or put "
         f"{', '.join(MIRFLICKR_FILES.values())} there. For a SYNTHETIC stand-in with the same "
-        "shapes, call load('mirflickr25k', synthetic_ok=True).")
+        "shapes, call load('mirflickr25k', synthetic_ok=True) (command line: --synthetic-ok).")
 
 
 def load_mirflickr(root: PathLike, protocol: str = "ugach", seed: int = 0,
