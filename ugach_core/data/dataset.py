@@ -63,8 +63,9 @@ class CrossModalDataset:
                 raise ValueError(f"{self.name}: {nm} has indices outside [0, {n})")
             if nm != "val_idx" and idx.size == 0:
                 raise ValueError(f"{self.name}: {nm} is empty")
-            if np.unique(idx).size != idx.size:
-                raise ValueError(f"{self.name}: {nm} lists {idx.size - np.unique(idx).size} "
+            repeats = idx.size - np.unique(idx).size
+            if repeats:
+                raise ValueError(f"{self.name}: {nm} lists {repeats} "
                                  "rows more than once; each row may appear once (np.unique)")
             setattr(self, nm, idx)
         self._check_protocol()

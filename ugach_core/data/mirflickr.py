@@ -379,14 +379,15 @@ def prepare_mirflickr(root: PathLike, extractor: str | Extractor | None = None,
         name, fn = get_extractor(name)
     members = [f"im{k}.jpg" for k in text["ids"]]
     parts = mirflickr_folder(root) / ".parts"
+    part_dir = parts_folder(parts, name, members, chunk, fn)  # hashes the weights once
     if force:  # rebuild: no part of an earlier extraction is reused
-        shutil.rmtree(parts_folder(parts, name, members, chunk, fn), ignore_errors=True)
+        shutil.rmtree(part_dir, ignore_errors=True)
     img = extract_features(images, members, fn, parts, name=name, batch_size=batch_size,
                            device=device, chunk=chunk, num_workers=num_workers,
                            progress=progress)
     save_cache(out, img, text["txt"], text["labels"], text["ids"], text["tag_names"],
                text["label_names"], name, source=f"{images.path} + {annotations.path}")
-    shutil.rmtree(parts_folder(parts, name, members, chunk, fn), ignore_errors=True)
+    shutil.rmtree(part_dir, ignore_errors=True)
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()
     return out

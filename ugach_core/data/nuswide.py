@@ -193,14 +193,15 @@ def prepare_nuswide(root: PathLike, extractor: str | Extractor | None = None,
     if fn is None:
         name, fn = get_extractor(name)
     parts = nuswide_folder(root) / ".parts"
+    part_dir = parts_folder(parts, name, text["images"], chunk, fn)  # hashes the weights once
     if force:  # rebuild: no part of an earlier extraction is reused
-        shutil.rmtree(parts_folder(parts, name, text["images"], chunk, fn), ignore_errors=True)
+        shutil.rmtree(part_dir, ignore_errors=True)
     img = extract_features(src, text["images"], fn, parts, name=name, batch_size=batch_size,
                            device=device, chunk=chunk, num_workers=num_workers,
                            progress=progress)
     save_cache(out, img, text["txt"], text["labels"], text["rows"], text["tag_names"],
                text["label_names"], name, source=str(nuswide_folder(root)))
-    shutil.rmtree(parts_folder(parts, name, text["images"], chunk, fn), ignore_errors=True)
+    shutil.rmtree(part_dir, ignore_errors=True)
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()
     return out

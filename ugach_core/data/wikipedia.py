@@ -15,12 +15,10 @@ import scipy.io
 from .dataset import CrossModalDataset
 
 FILES = ("raw_features.mat", "trainset_txt_img_cat.list", "testset_txt_img_cat.list")
-_AGAIN = ("delete the damaged file and fetch it again (`python -m ugach_core data prepare "
-          "wikipedia --download --root {root}`)")
-
-
 def _again(folder: Path) -> str:
-    return _AGAIN.format(root=folder.parent if folder.name == "wikipedia" else folder)
+    root = folder.parent if folder.name == "wikipedia" else folder
+    return ("delete the damaged file and fetch it again (`python -m ugach_core data prepare "
+            f"wikipedia --download --root {root}`)")
 
 
 def find_wikipedia(root: Path) -> Path | None:
