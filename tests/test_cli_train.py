@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -177,16 +178,33 @@ def test_resume_prints_where_it_continues(tiny_npz, tmp_path, capsys):
     assert f"resumed {tmp_path / CKPT} at round 1" in capsys.readouterr().out
 
 
-def test_resumed_rows_report_the_run_s_training_time(tiny_npz, tmp_path):
+class _SlowClock:
+    """``time`` for the command line whose clock jumps 1,000 s at each reading after the
+    first: a call it times lasts about 1,000 s, far longer than an untouched one."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        return time.perf_counter() + 1000.0 * (self.calls > 1)
+
+
+def test_resumed_rows_report_the_run_s_training_time(tiny_npz, tmp_path, monkeypatch):
     """Re-evaluating a finished run with --resume once replaced its train_seconds with the
     seconds of the evaluation; a run resumed after a time limit adds both calls' seconds."""
     done = train(tiny_npz, tmp_path, "--rounds", "2")[0]["train_seconds"]
     assert train(tiny_npz, tmp_path, "--rounds", "2", "--resume")[0]["train_seconds"] == done
     other = tmp_path / "limited"
-    first = train(tiny_npz, other, "--rounds", "2", "--time-limit", "1e-6")[0]
-    assert first["rounds_done"] == 1
+    with monkeypatch.context() as m:  # the first call "takes" 1,000 s, the second a few
+        m.setattr("ugach_core.cli.time", _SlowClock())
+        first = train(tiny_npz, other, "--rounds", "2", "--time-limit", "1e-6")[0]
+    assert first["rounds_done"] == 1 and 1000 < first["train_seconds"] < 1100
+    t0 = time.perf_counter()
     second = train(tiny_npz, other, "--rounds", "2", "--resume")[0]
-    assert second["rounds_done"] == 2 and second["train_seconds"] > first["train_seconds"]
+    call = time.perf_counter() - t0
+    assert second["rounds_done"] == 2
+    assert first["train_seconds"] < second["train_seconds"] < first["train_seconds"] + call
 
 
 def test_resume_with_another_config_names_the_set_flags(tiny_npz, tmp_path, capsys,
