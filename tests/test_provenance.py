@@ -205,8 +205,7 @@ def test_cli_rows_and_benchmark_files_carry_the_same_record(tiny_npz, tmp_path, 
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "benchmarks").glob("*.py")
-                                          if not p.name.startswith("_")
-                                          and p.name != "gpu_check.py"))
+                                          if not p.name.startswith("_")))
 def test_every_benchmark_script_answers_help_without_running(script):
     """``scaling.py --help`` once ran the whole benchmark and rewrote its tracked results;
     ``compare_presets.py --help`` was a traceback.  ``--help`` prints usage, writes nothing."""
@@ -217,3 +216,12 @@ def test_every_benchmark_script_answers_help_without_running(script):
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0 and r.stdout.startswith("usage:"), r.stderr[-500:]
     assert {p: p.stat().st_mtime_ns for p in results} == results
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message is for machines without CUDA")
+def test_gpu_check_without_a_gpu_says_so():
+    """It used to end in a bare AssertionError on a machine without CUDA."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "Traceback" not in r.stderr
