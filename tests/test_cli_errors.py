@@ -286,6 +286,16 @@ def test_resume_from_a_checkpoint_of_other_data(files, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------- data prepare
+def test_prepare_help_says_what_it_does_for_each_set(capsys):
+    """The help once described only the feature build, which Wikipedia and CUB-10 skip."""
+    with pytest.raises(SystemExit):
+        main(["data", "prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "wikipedia, cub10: their releases ship features" in text
+    assert "mirflickr25k, nuswide: build" in text and "apply to this build only" in text
+    assert "NUS-WIDE's images are given out on request" in text
+
+
 def test_prepare_nuswide_cannot_download(tmp_path, capsys):
     line = error_line(["data", "prepare", "nuswide", "--root", str(tmp_path), "--download"],
                       capsys)

@@ -424,21 +424,25 @@ def build_parser() -> argparse.ArgumentParser:
     dp = dsub.add_parser(
         "prepare", help="fetch Wikipedia or CUB-10, or build the feature cache of mirflickr25k "
                         "or nuswide",
-        description="Build <root>/<name>/<name>_<extractor>.npz from the official release: "
-                    "labels, tag vectors and VGG19 fc7 image features (needs torchvision; a GPU "
-                    "when there is one). An interrupted run resumes where it stopped.")
+        description="wikipedia, cub10: their releases ship features; fetch them (--download) "
+                    "or find them under <root>/<name>/, then load and summarise. "
+                    "mirflickr25k, nuswide: build <root>/<name>/<name>_<extractor>.npz from the "
+                    "official release: labels, tag vectors and VGG19 fc7 image features (needs "
+                    "torchvision; a GPU when there is one); an interrupted build resumes where "
+                    "it stopped. The options from --batch-size on apply to this build only.")
     dp.add_argument("name", choices=("wikipedia", "cub10", "mirflickr25k", "nuswide"))
     dp.add_argument("--root", default=None, help=f"data root (default: {data_root()})")
     dp.add_argument("--download", action="store_true",
                     help="download the release files first (Wikipedia, CUB-10 and MIRFlickr; "
-                         "resumable, md5-checked)")
+                         "resumable, md5-checked; NUS-WIDE's images are given out on request)")
     dp.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     dp.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     dp.add_argument("--workers", type=int, default=2,
                     help="image-decoding worker processes (default: 2)")
     dp.add_argument("--extractor", default="vgg19_fc7", help="feature extractor (default: "
                     "vgg19_fc7)")
-    dp.add_argument("--force", action="store_true", help="rebuild even if the cache is valid")
+    dp.add_argument("--force", action="store_true",
+                    help="re-extract the features even if the cache is valid")
     dp.add_argument("--no-progress", action="store_true")
     dp.set_defaults(func=cmd_data_prepare)
     return p
