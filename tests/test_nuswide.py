@@ -117,6 +117,9 @@ def test_synthetic_layout_bad_inputs(tmp_path):
     label.write_text("".join(rows.splitlines(keepends=True)[:-1]))  # one row short
     with pytest.raises(ValueError, match=rf"files have 90 lines, but \{{'{label.name}': 89\}}"):
         nw.read_official_text(tmp_path)  # the short file is named, whatever its place
+    label.write_text("".join(f"{v} 0\n" for v in rows.split()))  # two columns: not the file
+    with pytest.raises(ValueError, match=rf"{label.name} has 2 values per line; .* has one"):
+        nw.read_official_text(tmp_path)
     label.write_text(rows)
     t = nw.read_official_text(tmp_path)
     missing = d / "Flickr" / t["images"][3]

@@ -131,6 +131,16 @@ def _read_01(path: Path, what: str, block: int = 1 << 25) -> np.ndarray:
     return np.concatenate([r for r in rows if r.size]).astype(np.uint8)
 
 
+def _label_column(path: Path) -> np.ndarray:
+    """The one 0/1 value per line of a ``Labels_<concept>.txt`` file."""
+    y = _read_01(path, "labels")
+    if y.shape[1] != 1:
+        raise ValueError(f"{path} has {y.shape[1]} values per line; a Labels_<concept>.txt file "
+                         "has one (1: the image shows the concept), so it is not the official "
+                         "file: replace it with the one from Groundtruth/AllLabels")
+    return y[:, 0]
+
+
 def read_official_text(root: PathLike, n_concepts: int = N_CONCEPTS) -> dict[str, Any]:
     """Labels and tags of the kept pairs: ``rows`` (0-based line numbers in the official
     files), ``images`` (paths relative to the image folder), ``txt (n, 1000)`` uint8,
@@ -141,7 +151,7 @@ def read_official_text(root: PathLike, n_concepts: int = N_CONCEPTS) -> dict[str
         raise ValueError(f"{f['labels']} holds {len(label_files)} Labels_<concept>.txt files; "
                          f"at least {n_concepts} are needed")
     names = [p.stem[len("Labels_"):] for p in label_files]
-    cols = [_read_01(p, "labels")[:, 0] for p in label_files]
+    cols = [_label_column(p) for p in label_files]
     sizes = {p.name: c.size for p, c in zip(label_files, cols)}
     tags = _read_01(f["tags"], "tags")
     lst = [ln.strip() for ln in f["list"].read_text(encoding="utf-8", errors="replace")
