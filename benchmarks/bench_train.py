@@ -93,9 +93,7 @@ class RoundModel:
             # what Trainer.sample_triplets does per chunk, with G's codes already computed
             pool = sampling.random_pools(n, tr.pool_size, len(q), tr.rng, dev)
             excluded = sampling.exclusion_mask(pool, tr.neighbors[q])
-            with torch.no_grad():
-                h_q = tr.generator.encode(tr.train_features[qm][q], qm)
-                d = pairwise_sq_dist(h_q, fake[xm]).gather(1, pool)
+            d = pairwise_sq_dist(fake[qm][q], fake[xm]).gather(1, pool)
             sampling.draw(generator_log_probs(d, cfg.temperature, excluded), cfg.n_samples,
                           tr.rng)
             sampling.positives(tr.neighbors, q, cfg.n_samples, tr.rng)

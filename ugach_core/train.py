@@ -278,9 +278,7 @@ class Trainer:
                 excluded = sampling.exclusion_mask(pool, self.neighbors[q], guard)
                 cols = []
                 if h_g is not None:  # G's distances to every item, gathered per pool
-                    with torch.no_grad():
-                        h_q = self.generator.encode(self.train_features[qm][q], qm)
-                        d = pairwise_sq_dist(h_q, h_g[xm]).gather(1, pool)
+                    d = pairwise_sq_dist(h_g[qm][q], h_g[xm]).gather(1, pool)
                     log_p = generator_log_probs(d, cfg.temperature, excluded)
                     cols.append(sampling.draw(log_p, s_g, self.rng))
                 if s_g < cfg.n_samples:
