@@ -143,3 +143,11 @@ def test_public_functions_name_their_chapter():
                 if "chapter" not in (ast.get_docstring(n) or "").lower():
                     missing.append(f"{name}.{n.name}")
     assert not missing, missing
+
+
+def test_intro_names_every_preset():
+    """The module table of book/intro.md once left out `tuned`, the command line's default."""
+    from ugach_core.config import PRESETS
+    row = next(line for line in (BOOK / "intro.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `ugach_core.config`"))
+    assert all(f"`{p}`" in row for p in PRESETS), row
