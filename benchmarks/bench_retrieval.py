@@ -3,9 +3,10 @@
 MAP@all of 2,000 queries against 18,015 database items (the MIRFlickr-25K protocol size).
 
 Usage: PYTHONPATH=. python benchmarks/bench_retrieval.py [--n-db 1000000] [--n-q 1000]
-Writes its section of benchmarks/RESULTS.md.  Codes are random (synthetic); the MAP labels
-are the real MIRFlickr-25K labels when ``$UGACH_DATA/mirflickr25k`` holds them, else
-synthetic multi-hot labels of the same shape.
+Writes its section of benchmarks/RESULTS.md.  The top-k codes are random (synthetic); the
+MAP codes are synthetic codes correlated with the labels, which are the real MIRFlickr-25K
+labels when ``$UGACH_DATA/mirflickr25k/mirflickr25k-lall.mat`` exists, else synthetic
+multi-hot labels of the same shape.
 """
 
 from __future__ import annotations

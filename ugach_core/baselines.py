@@ -112,7 +112,7 @@ def fit_cca_itq(img: np.ndarray, txt: np.ndarray, bits: int, seed: int = 0,
                 n_iter: int = 50, reg: float = 0.0) -> CCAITQ:
     """Fit CCA-ITQ on paired training features ``img (n, d_I)``, ``txt (n, d_T)`` with
     shrinkage ``reg`` :math:`= \\gamma \\in [0, 1]`; ``seed`` drives the lift and the ITQ
-    start.  ``ValueError`` on NaN/inf, unpaired rows, ``bits < 1``, bad ``reg``. Chapter 10."""
+    start.  ``ValueError`` on NaN/inf, unpaired rows, ``bits < 1``, bad ``reg``. Chapters 1, 10."""
     img = check_features(img, "CCA-ITQ image features").astype(np.float64)
     txt = check_features(txt, "CCA-ITQ text features").astype(np.float64)
     if img.shape[0] != txt.shape[0]:

@@ -89,7 +89,7 @@ def read_checkpoint(path: str | Path, data: Any = None, resume: bool = False) ->
 
 def load_discriminator(path: str | Path, data: Any = None, bits: int | None = None,
                        device: str | torch.device | None = None) -> Discriminator:
-    """The validation-selected D of a checkpoint (for encoding / evaluation).
+    """The validation-selected D of a checkpoint (the last D if none was selected yet).
 
     ``bits``: when given, must match the checkpoint's code length. Chapter 7."""
     sd = read_checkpoint(path, data)

@@ -114,9 +114,9 @@ def reinforce_loss(log_p: torch.Tensor, r: torch.Tensor,
         \\nabla_\\theta \\log p_\\theta(x|q)]
         \\approx \\frac{1}{S}\\sum_s (r_s - b)\\, \\nabla_\\theta \\log p_\\theta(x_s|q)
 
-    Returns :math:`-\\frac{1}{S}\\sum_s (r_s - b) \\log p_\\theta(x_s|q)` (minimised).  The
-    reward is a constant (no gradient flows into D).  ``log_p`` and ``r`` have the same
-    shape, e.g. (B, S). Chapter 6.
+    Returns :math:`-\\frac{1}{BS}\\sum_{b,s} (r_{bs} - b_b) \\log p_\\theta(x_{bs}|q_b)`
+    (minimised): the per-query surrogate averaged over the batch.  The reward is a constant
+    (no gradient flows into D).  ``log_p`` and ``r`` have the same shape, e.g. (B, S). Chapter 6.
     """
     adv = r.detach()
     if baseline is not None:

@@ -163,7 +163,7 @@ def mean_average_precision(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: 
 def precision_at_k(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.ndarray,
                    labels_db: np.ndarray, ks: list[int] | np.ndarray, block: int = 256
                    ) -> np.ndarray:
-    """Mean precision at each rank in ``ks`` (``P@k`` curve), shape ``(len(ks),)``. Chapter 1."""
+    """Mean precision at each rank in ``ks`` (``P@k`` curve), shape ``(len(ks),)``. Chapter 8."""
     ks = np.asarray(ks, dtype=np.int64)
     n_db = len(db_codes)
     if ks.size == 0 or ks.min() < 1 or ks.max() > n_db:
@@ -184,7 +184,7 @@ def pr_curve_hamming(q_codes: np.ndarray, db_codes: np.ndarray, labels_q: np.nda
 
     Per query, precision is averaged over the queries that retrieve at least one item at
     that radius (``n_queries`` says how many); recall over queries with a relevant item.
-    Returns ``radius``, ``precision``, ``recall``, ``n_queries`` arrays of length l + 1. Chapter 1.
+    Returns ``radius``, ``precision``, ``recall``, ``n_queries`` arrays of length l + 1. Chapter 8.
     """
     q_codes, db_codes = as_packed(q_codes, "query codes"), as_packed(db_codes,
                                                                       "database codes")

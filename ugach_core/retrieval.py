@@ -8,7 +8,7 @@ Ranking sorts by Hamming distance and breaks ties by database index, so every ra
 Hamming space").
 
 Speed: distances are small integers (:math:`0 \\dots l`), so they are kept in ``uint8``
-(``uint16`` above 255 bits), a full ranking is a linear-time stable radix sort
+(``uint16`` above 192 bits, three 64-bit words), a full ranking is a linear-time stable radix sort
 (``numpy.argsort(kind="stable")`` on 8/16-bit keys), and a top-``k`` ranking only sorts the
 items within the ``k``-th smallest radius.  Blocks of queries run on several threads (NumPy
 releases the GIL), and memory stays ``O(block * N)``.
@@ -181,7 +181,7 @@ def hamming_blocks(q_codes: PackedCodes | np.ndarray, db_codes: PackedCodes | np
     The one speed path of every Hamming computation (:func:`hamming_distance`,
     :func:`hamming_topk`, the metrics): codes (packed or 0/1, same code length :math:`l`)
     ``(Q, l)``, ``(N, l)``; each block's distances ``(e - s, N)`` are popcounts of XOR in
-    the smallest unsigned type that holds :math:`l` (uint8, uint16 above 255 bits).
+    an unsigned type that holds :math:`l` (uint8 up to 192 bits, else uint16).
     ``block`` queries at a time (default: about 4 M pairs per block), on a few threads. Chapter 1.
     """
     q, db = as_packed(q_codes, "query codes"), as_packed(db_codes, "database codes")

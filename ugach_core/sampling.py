@@ -55,7 +55,7 @@ def exclusion_mask(pool: torch.Tensor, neighbors_q: torch.Tensor,
 def nearest(d_pool: torch.Tensor, d_all: torch.Tensor, k: int) -> torch.Tensor:
     """True where a pool item is among the ``k`` nearest of all items to its query:
     ``d_pool (b, P)`` distances to the pool, ``d_all (b, n)`` to every item (the
-    ``fn_guard`` remedy keeps G's picks out of D's own top-k). Chapter 9."""
+    ``fn_guard`` remedy keeps D's negatives out of D's own top-k). Chapter 9."""
     return d_pool <= d_all.kthvalue(min(k, d_all.shape[1]), dim=1, keepdim=True).values
 
 
@@ -98,7 +98,7 @@ def uniform_draw(excluded: torch.Tensor, s: int, gen: torch.Generator) -> torch.
 
 def other_items(q: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     """One uniformly random item other than each query, :math:`x^- \\ne q`: the negatives
-    of pretraining (chapter 5)."""
+    of pretraining (eq-pretrain, chapter 7; used in chapter 5)."""
     return (q + torch.randint(n - 1, (len(q),), generator=gen).to(q.device) + 1) % n
 
 

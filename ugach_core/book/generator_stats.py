@@ -9,8 +9,11 @@ generator samples from
     \\quad x \\in E_q = P_q \\setminus N(q),
 
 where :math:`N(q)` are the query's manifold pairs (the correlation graph's neighbour list,
-``trainer.neighbors``), excluded from the pool as the trainer does (a pool made only of
-manifold pairs falls back to the whole pool).  This module measures, for a set of queries:
+``trainer.neighbors``), excluded from the pool as the trainer's default does (a pool made
+only of manifold pairs falls back to the whole pool).  The measured policy is always this
+one, with manifold pairs drawn by columns: the settings ``g_pool_mask=False`` (``paper``'s G
+steps), ``positives="distinct"``, ``fn_guard`` and ``reward_band`` are not applied here.
+This module measures, for a set of queries:
 
 * the mass on manifold pairs of the policy *without* the exclusion (how far G has moved
   towards the graph's :math:`p_\\text{true}`), and on label-relevant items;

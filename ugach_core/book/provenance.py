@@ -16,9 +16,10 @@
 
 plus any keys the caller adds (data set, seeds, a note, ...).  The command line
 (``python -m ugach_core train``) stores the record in every row of its ``results.json``;
-``benchmarks/ablations.py`` stores it once, as ``{"provenance": {...}, "rows": [...]}``
-(:func:`results_text` and :func:`write_results` make both); the other benchmark scripts
-print it at the top of their Markdown sections (:func:`provenance_markdown`).
+the benchmark scripts that write JSON (``ablations``, ``study``, ``graph_precision``,
+``bench_paper``, ``bench_tags``, ``scaling``) store it once per file, as
+``{"provenance": {...}, "rows": [...]}`` (:func:`results_text` and :func:`write_results`
+make both); Markdown sections print it at their top (:func:`provenance_markdown`).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def neighbour_precision(data: CrossModalDataset, k: int = 5) -> dict[str, float]
 
 
 def near_chance(precision: float, chance: float) -> bool:
-    """The book's rule for neighbours "near chance" (chapter 6): less than a fifth of the way
+    """The book's rule for neighbours "near chance" (chapter 3): less than a fifth of the way
     from chance to perfect, :math:`(p - p_0) / (1 - p_0) < 0.2`."""
     return (precision - chance) / (1 - chance) < 0.2
 
