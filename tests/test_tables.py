@@ -16,6 +16,7 @@ from ugach_core.book.tables import (ablation_caption, ablation_numbers, ablation
                                     name_lines, pm, preset_run_words, provenance_summary,
                                     provenance_text, published_table, read_results,
                                     results_table, stored_preset_rows, verdict)
+from ugach_core.config import paper
 
 NB = "\u00a0"
 
@@ -175,17 +176,22 @@ def test_ablation_numbers_and_verdicts():
     assert repr(verdict({"clear": False})) == "within twice its standard error"
 
 
-def test_stored_preset_rows_and_words(tmp_path):
+def test_stored_preset_rows_and_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("UGACH_SMOKE", "1")  # the notes compare with the preset, never shrunk
     path = tmp_path / "r.json"
-    common = {"map_i2t": 0.2, "map_t2i": 0.4, "train_seconds": 463.6, "hardware": "H200",
-              "config": {"rounds": 30}}
-    path.write_text(json.dumps([{**common, "bits": 32, "rounds_done": 6},
-                                {**common, "bits": 16, "rounds_done": 30}]))
+    common = {"map_i2t": 0.2, "map_t2i": 0.4, "train_seconds": 463.6, "hardware": "H200"}
+    earlier = {k: v for k, v in paper(16).to_dict().items()  # saved before these existed
+               if k not in ("positives", "g_pool_mask", "first_layer")}
+    path.write_text(json.dumps([
+        {**common, "bits": 32, "rounds_done": 6, "config": paper(32).to_dict()},
+        {**common, "bits": 16, "rounds_done": 30, "config": earlier}]))
     (r,) = stored_preset_rows(path, "paper", 32)
     assert r["variant"] == "paper (GPU, 6 of 30 rounds)" and r["group"] == "preset"
     assert r["note"] == "H200; stopped by a time limit after 6 of 30 rounds"
     (full,) = stored_preset_rows(path, "paper", 16)
-    assert (full["variant"], full["note"]) == ("paper (GPU)", "H200")
+    assert (full["variant"], full["note"]) == (
+        "paper (GPU)", "H200; ran before the preset changed: positives='columns', "
+        "g_pool_mask=True")
     assert stored_preset_rows(tmp_path / "absent.json", "paper", 32) == []
     assert repr(preset_run_words([r], "paper")) == (
         "paper reaches a mean MAP of 0.3000 after 464 s on the GPU, stopped after 6 of its "

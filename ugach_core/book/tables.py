@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .. import config
 from ..evaluation import mean_std
 from .ablations import rows_from_results
 from .notes import Markdown
@@ -187,7 +188,9 @@ def mean_of(rows: Iterable[Mapping[str, Any]], preset: str, bits: int, key: str)
 def stored_preset_rows(path: str | Path, preset: str, bits: int) -> list[dict[str, Any]]:
     """Rows of a command-line results file of ``preset`` at ``bits`` (e.g. a GPU run), as
     rows of the ablation table: the variant name says how many of its rounds ran, the
-    note names the hardware.  [] when the file is absent."""
+    note names the hardware and any setting in which the run differs from today's preset
+    (a run made before the preset changed; ``first_layer`` only changes how the same
+    updates are computed).  [] when the file is absent."""
     out = rows_from_results(path, preset, "preset", bits)
     for r in out:
         done, total = r["rounds_done"], r["config"]["rounds"]
@@ -197,6 +200,12 @@ def stored_preset_rows(path: str | Path, preset: str, bits: int) -> list[dict[st
                          f"{total} rounds")
         else:
             r["variant"], r["note"] = f"{preset} (GPU)", r["hardware"]
+        then = {**config.UGACHConfig().to_dict(), **r["config"]}
+        now = getattr(config, preset)(r["bits"]).to_dict()  # the preset, never shrunk
+        old = [f"{k}={then[k]!r}" for k in now
+               if k not in ("extra", "first_layer") and then[k] != now[k]]
+        if old:
+            r["note"] += f"; ran before the preset changed: {', '.join(old)}"
     return out
 
 
