@@ -149,14 +149,11 @@ def test_readme_says_how_the_gpu_paper_rows_differ_from_today_s_presets(stored_w
     """The `paper` / `paper_text` rows predate the authors' sampling rules in the presets:
     filled with that time's defaults, each row's config is today's preset but for the four
     settings the README names."""
-    from ugach_core import config
+    from ugach_core.book.tables import preset_changes
     for preset in ("paper", "paper_text"):
         for bits in (16, 32, 64, 128):
             (r,) = stored_wiki[(preset, bits)]
-            then = {**config.UGACHConfig().to_dict(), **r["config"]}
-            now = getattr(config, preset)(bits).to_dict()  # never shrunk by UGACH_SMOKE
-            differ = {k: then[k] for k in now if k not in ("extra", "preset")
-                      and then[k] != now[k]}
+            differ = preset_changes(r["config"], preset, bits)
             assert differ == EARLIER_PAPER, (preset, bits, differ)
     text = " ".join(README.read_text(encoding="utf-8").split())
     assert ('(`positives="columns"`, `g_pool_mask=True`, `pretrain_negatives="fresh"`), with '

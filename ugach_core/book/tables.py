@@ -185,6 +185,15 @@ def mean_of(rows: Iterable[Mapping[str, Any]], preset: str, bits: int, key: str)
 
 
 # --------------------------------------------------------------------- chapter 10
+def preset_changes(config_dict: Mapping[str, Any], preset: str, bits: int) -> dict[str, Any]:
+    """The settings of a stored run's ``config_dict`` that differ from today's ``preset`` at
+    ``bits`` (never shrunk by ``UGACH_SMOKE``), each with the run's value; fields the run's
+    config lacks (added later) take their defaults of :class:`~ugach_core.config.UGACHConfig`."""
+    then = {**config.UGACHConfig().to_dict(), **config_dict}
+    now = getattr(config, preset)(bits).to_dict()
+    return {k: then[k] for k in now if k not in ("extra", "preset") and then[k] != now[k]}
+
+
 def stored_preset_rows(path: str | Path, preset: str, bits: int) -> list[dict[str, Any]]:
     """Rows of a command-line results file of ``preset`` at ``bits`` (e.g. a GPU run), as
     rows of the ablation table: the variant name says how many of its rounds ran, the
@@ -200,10 +209,8 @@ def stored_preset_rows(path: str | Path, preset: str, bits: int) -> list[dict[st
                          f"{total} rounds")
         else:
             r["variant"], r["note"] = f"{preset} (GPU)", r["hardware"]
-        then = {**config.UGACHConfig().to_dict(), **r["config"]}
-        now = getattr(config, preset)(r["bits"]).to_dict()  # the preset, never shrunk
-        old = [f"{k}={then[k]!r}" for k in now
-               if k not in ("extra", "first_layer") and then[k] != now[k]]
+        old = [f"{k}={v!r}" for k, v in preset_changes(r["config"], preset, r["bits"]).items()
+               if k != "first_layer"]
         if old:
             r["note"] += f"; ran before the preset changed: {', '.join(old)}"
     return out
