@@ -789,6 +789,8 @@ def test_readme_speed_figures_come_from_the_benchmarks():
                     for k in ("D", "G"))
     assert f"a D epoch runs at {d_eff:.0f} % and a G epoch at {g_eff:.0f} %" in text
     assert f"{_num(p_knn, gg):.2f}x the time of faiss" in text
+    ours_s = _table_row(gg, "`ugach_core.graph.knn` (torch, block 1024, cuda)")[1]
+    assert f"5-NN graph (synthetic points) takes {ours_s} s on the GPU" in text
     cpu = _num(r"in CPU time ([\d.]+)", rg)
     assert f"runs at {_num(p_ham, rg):.2f}x the speed of faiss `IndexBinaryFlat` with 16 " \
            f"threads ({cpu:.2f}x per CPU second), the default faiss path at " \
