@@ -66,6 +66,29 @@ def test_book_style_is_seaborn_whitegrid_with_the_book_palette_and_sizes():
         assert not rc["axes.spines.top"] and rc["font.size"] == 11
 
 
+def test_book_style_legend_shows_a_dashed_line_as_dashed():
+    """A legend handle holds two dash periods of a dashed line at least, so a dashed line
+    with a marker in the middle (test MAP in ``plot_map_per_round``) does not look solid."""
+    pytest.importorskip("seaborn")
+    from ugach_core.viz import plot_map_per_round  # noqa: PLC0415
+
+    with matplotlib.rc_context():
+        set_book_style()
+        history = [{"stage": "adversarial", "round": r, "val_map_i2t": 0.3, "test_map_i2t": 0.2}
+                   for r in range(3)]
+        fig, ax = plt.subplots()
+        plot_map_per_round(history, ax=ax)
+        legend = ax.get_legend()
+        test = [h for h, t in zip(legend.legend_handles, legend.get_texts())
+                if "(test)" in t.get_text()]
+        assert len(test) == 1 and test[0].get_linestyle() == "--"
+        # "--" draws rcParams' dash pattern, in points, scaled by the line width
+        period = sum(matplotlib.rcParams["lines.dashed_pattern"]) * test[0].get_linewidth()
+        handle = matplotlib.rcParams["legend.handlelength"] * legend.prop.get_size_in_points()
+        assert handle >= 2 * period, (handle, period)
+        plt.close(fig)
+
+
 def _mean_points(ax) -> dict[float, float]:
     """Position -> mean of a vertical point plot: the lines drawn with markers."""
     out = {}

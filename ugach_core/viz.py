@@ -41,7 +41,7 @@ DIRECTION_COLORS: dict[str, str] = {"i2t": COLORS["img"], "t2i": COLORS["txt"]}
 
 #: The book's matplotlib settings on top of seaborn's ``whitegrid`` theme (which already
 #: draws a light grid and, with :data:`CYCLE` as its palette, sets the colour cycle):
-#: the sizes, no top/right spines, legend frames, line widths, saved-figure settings.
+#: the sizes, no top/right spines, legend frames and handles, line widths, saved-figure settings.
 BOOK_RC: dict[str, Any] = {
     "figure.figsize": (6.4, 4.0),
     "figure.dpi": 100,
@@ -56,6 +56,7 @@ BOOK_RC: dict[str, Any] = {
     "legend.frameon": True,
     "legend.framealpha": 0.85,
     "legend.edgecolor": "none",
+    "legend.handlelength": 3.0,  # long enough to tell a dashed or dotted line from a solid one
     "grid.linestyle": "-",
     "axes.spines.top": False,
     "axes.spines.right": False,
