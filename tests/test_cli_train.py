@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +171,51 @@ def test_resume_continues_to_the_uninterrupted_codes(runs, capsys):
         np.testing.assert_array_equal(ca[m], cb[m])
     for key in ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i", "best_round"):
         assert runs["A"][key] == runs["B2"][key], key
+
+
+def test_readme_paper_recipe_resumes_to_the_uninterrupted_codes(tiny_npz, tmp_path, monkeypatch):
+    """The README's Colab line for the `paper` preset, run as a reader whose first session
+    ends early runs it (the first call stopped by a tiny --time-limit, the same line again
+    later), ends with the weights and codes of one uninterrupted run.  On the tiny SYNTHETIC
+    .npz, with the preset shrunk by UGACH_SMOKE (still batch-1 shapes' code path: deferred
+    first layers, the authors' sampling rules)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### MIRFlickr on Colab", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines()
+             if ln.startswith("!python -m ugach_core train") and "--preset paper" in ln]
+    assert len(lines) == 1, "the README's Colab section has no (or two) `paper` train lines"
+    args = shlex.split(lines[0])[3:]
+    assert args[0] == "train" and "--resume" in args and "--time-limit" in args
+
+    def run(out: Path, time_limit: str | None) -> dict:
+        a = list(args)
+        for flag, value in (("--data", str(tiny_npz)), ("--out", str(out)),
+                            ("--time-limit", time_limit), ("--root", str(tmp_path / "root"))):
+            i = a.index(flag)
+            a[i:i + 2] = [] if value is None else [flag, value]
+        assert main([*a, "--no-progress", "--device", "cpu"]) == 0
+        return json.loads((out / "results.json").read_text())[-1]
+
+    monkeypatch.setenv("UGACH_SMOKE", "1")
+    whole = run(tmp_path / "whole", None)
+    first = run(tmp_path / "sessions", "1e-6")
+    assert whole["preset"] == "paper" and whole["config"]["first_layer"] == "deferred"
+    assert first["rounds_done"] == 1 < whole["rounds_done"] == whole["config"]["rounds"]
+    second = run(tmp_path / "sessions", "1e-6")  # each session: at least one more round
+    last = second
+    while last["rounds_done"] < whole["rounds_done"]:
+        last = run(tmp_path / "sessions", "1e-6")
+    assert second["rounds_done"] == 2 and last["rounds_done"] == whole["rounds_done"]
+    ckpt = f"ugach_paper_{whole['bits']}b_seed0.pt"
+    a, b = ckpt_state(tmp_path / "whole" / ckpt), ckpt_state(tmp_path / "sessions" / ckpt)
+    for k in a["D"]:
+        assert torch.equal(a["D"][k], b["D"][k]), k
+    data = load_npz(tiny_npz)
+    ca, cb = codes_of(tmp_path / "whole" / ckpt, data), codes_of(tmp_path / "sessions" / ckpt,
+                                                                 data)
+    for m in ("img", "txt"):
+        np.testing.assert_array_equal(ca[m], cb[m])
+    assert (whole["map_i2t"], whole["map_t2i"]) == (last["map_i2t"], last["map_t2i"])
 
 
 def test_resume_prints_where_it_continues(tiny_npz, tmp_path, capsys):
