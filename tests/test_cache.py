@@ -34,6 +34,20 @@ def test_second_call_loads_the_stored_value(tmp_path, capsys):
     assert "computed run" in out and "loaded run from the cache" in out
 
 
+def test_messages_fit_the_page_and_keep_the_path_whole(tmp_path, capsys, monkeypatch):
+    """The chapters print these lines: at most 88 characters each, and the cache file's
+    path (here ~/..., as under a home folder) never split."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / "cache-of-the-book"
+    name = "ch07_a_long_run_name_with_its_settings_32b"
+    cached(name, {"seed": 0}, Counter(), folder=folder)
+    cached(name, {"seed": 0}, Counter(), folder=folder)
+    lines = capsys.readouterr().out.splitlines()
+    path = f"~/cache-of-the-book/{name}.pt"
+    assert len(lines) >= 4 and max(len(ln) for ln in lines) <= 88
+    assert sum(path in ln for ln in lines) == 2
+
+
 def test_other_key_or_source_recomputes(tmp_path, monkeypatch):
     f = Counter()
     cached("run", {"seed": 0}, f, folder=tmp_path)

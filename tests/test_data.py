@@ -145,6 +145,19 @@ def test_load_auto_falls_back_to_synthetic(tmp_path, capsys):
     assert "[SYNTHETIC DATA]" in d.summary()
 
 
+def test_summary_fits_the_page_and_says_everything_once():
+    """``summary()`` (printed near the top of every chapter and by the command line) comes
+    in lines of at most 88 characters, the chapters' page, and holds the same text as the
+    one-line form ``summary(0)`` of the repr."""
+    d = make_synthetic(n=120, d_img=16, d_txt=8, seed=7)
+    d.protocol = ("a protocol long enough to need a second line: "
+                  + ", ".join(["queries vs database"] * 4))
+    text, line = d.summary(), d.summary(0)
+    assert "\n" in text and max(len(ln) for ln in text.splitlines()) <= 88
+    assert " ".join(ln.strip() for ln in text.splitlines()) == line
+    assert "\n" not in line and repr(d) == f"CrossModalDataset({line})"
+
+
 def test_make_synthetic_deterministic_and_seeded():
     """Same seed -> identical arrays; another seed -> different data."""
     a = make_synthetic(n=120, d_img=16, d_txt=8, seed=7)

@@ -81,3 +81,15 @@ def test_a_config_is_labelled_with_its_preset_and_one_built_by_hand_is_custom():
     """The label printed with every run: a preset's name only for that preset's values."""
     assert all(get_preset(name, 32).preset == name for name in PRESETS)
     assert UGACHConfig().preset == "custom" and UGACHConfig() != fast(32).replace(preset="custom")
+
+
+@pytest.mark.parametrize("make", [paper, paper_text, fast, smoke])
+def test_printed_config_fits_the_page_and_lists_every_field(make):
+    """``print(cfg)`` (the top of every run and chapter) comes in lines of at most 88
+    characters, the chapters' page, and still names every field with its value."""
+    cfg = make(128)
+    text = str(cfg)
+    assert max(len(ln) for ln in text.splitlines()) <= 88 and text.count("\n") >= 3
+    flat = " ".join(ln.strip() for ln in text.splitlines())
+    items = [f"{k}={v}" for k, v in cfg.to_dict().items() if k != "extra"]
+    assert flat == f"UGACHConfig({', '.join(items)})"

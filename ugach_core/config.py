@@ -14,6 +14,7 @@ import math
 import numbers
 import functools
 import os
+import textwrap
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -154,9 +155,9 @@ class UGACHConfig:
             raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(names)}")
         return cls(**d)
 
-    def __str__(self) -> str:  # printed at the top of every run
+    def __str__(self) -> str:  # printed at the top of every run, lines of <= 88 characters
         items = ", ".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "extra")
-        return f"UGACHConfig({items})"
+        return textwrap.fill(f"UGACHConfig({items})", 88, subsequent_indent=" " * 12)
 
 
 @functools.cache
@@ -205,8 +206,7 @@ def fast(bits: int = 32) -> UGACHConfig:
         d_loss="hinge", g_softmax="pool", reward_baseline=True, optimizer="adam",
         weight_decay=0.0, pretrain_epochs=50, pretrain_lr=1e-3, pretrain_batch=256,
         rounds=10, d_epochs=1, g_epochs=1, d_lr=1e-5, g_lr=1e-4, d_batch=256, g_batch=256,
-        pool_fraction=1 / 10, n_samples=5, feature_norm="zscore",
-    )
+        pool_fraction=1 / 10, n_samples=5, feature_norm="zscore")
 
 
 def tuned(bits: int = 32) -> UGACHConfig:

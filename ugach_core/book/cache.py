@@ -21,6 +21,7 @@ import datetime as _dt
 import hashlib
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
@@ -85,8 +86,8 @@ def cached(name: str, key: Mapping[str, Any], compute: Callable[[], T],
         else:
             if stored["key"] == full_key:
                 if verbose:
-                    print(f"loaded {name} from the cache ({_shown(path)}, made "
-                          f"{stored.get('created')})")
+                    _say(f"loaded {name} from the cache ({_shown(path)}, made "
+                         f"{stored.get('created')})")
                 return stored["value"]
     t0 = time.perf_counter()
     value = compute()
@@ -98,8 +99,15 @@ def cached(name: str, key: Mapping[str, Any], compute: Callable[[], T],
         atomic_write(path, lambda tmp: torch.save(record, tmp))
     if verbose:
         where = f"; cached in {_shown(path)}" if path is not None else " (cache off)"
-        print(f"computed {name} in {seconds:.1f} s{where}")
+        _say(f"computed {name} in {seconds:.1f} s{where}")
     return value
+
+
+def _say(text: str) -> None:
+    """Print a line about the cache in lines of at most 88 characters (the chapters' page);
+    paths and dates are never split."""
+    print(textwrap.fill(text, 88, subsequent_indent="  ", break_long_words=False,
+                        break_on_hyphens=False))
 
 
 __all__ = ["cache_dir", "cached", "data_fingerprint", "source_fingerprint"]

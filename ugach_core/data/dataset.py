@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,15 +128,19 @@ class CrossModalDataset:
             raise ValueError(f"validation fraction {fraction} leaves no training pairs")
         return np.sort(perm[nv:]), np.sort(perm[:nv])
 
-    def summary(self) -> str:
+    def summary(self, width: int = 88) -> str:
+        """Name, sizes, split and protocol, in lines of at most ``width`` characters (the
+        chapters' page; ``width=0``: one line)."""
         tag = " [SYNTHETIC DATA]" if self.synthetic else ""
-        return (f"{self.name}{tag}: {self.n} pairs, image {self.dims[0]}-d, text "
+        text = (f"{self.name}{tag}: {self.n} pairs, image {self.dims[0]}-d, text "
                 f"{self.dims[1]}-d, {self.labels.shape[1]} labels; train {len(self.train_idx)}, "
                 f"query {len(self.query_idx)}, database {len(self.db_idx)}"
                 + (f"; protocol: {self.protocol}" if self.protocol else ""))
+        return textwrap.fill(text, width, subsequent_indent="  ", break_long_words=False,
+                             break_on_hyphens=False) if width else text
 
     def __repr__(self) -> str:
-        return f"CrossModalDataset({self.summary()})"
+        return f"CrossModalDataset({self.summary(0)})"
 
 
 def default_split(n: int, seed: int = 0, n_query: int | None = None
