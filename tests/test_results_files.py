@@ -784,7 +784,10 @@ def test_readme_speed_figures_come_from_the_benchmarks():
     assert f"`paper` takes {_num(p8, tg):.1f}x the time" in text
     assert f"and {_num(p1, tg):.1f}x that of" in text
     rounds = [_table_row(tg, f"{p} |")[-1] for p in ("paper", "fast@8192", "fast")]
-    assert f"({rounds[0]} s against {rounds[1]} s and {rounds[2]} s per round)" in text
+    assert f"({rounds[0]} s against {rounds[1]} s and {rounds[2]} s per round; `paper`'s 30 " \
+           f"rounds with autograd + SGD, the path timed there: " \
+           f"{30 * float(rounds[0].replace(',', '')) / 3600:.1f} h on the H200)" in text
+    assert "device NVIDIA H200" in tg
     d_eff, g_eff = (_num(rf"{k} epoch (\d+)%", tg.split("Goal >= 50 %")[1])
                     for k in ("D", "G"))
     assert f"a D epoch runs at {d_eff:.0f} % and a G epoch at {g_eff:.0f} %" in text
