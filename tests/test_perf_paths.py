@@ -327,3 +327,68 @@ def test_optimizer_falls_back_when_fused_kernels_are_missing(tiny, monkeypatch):
     for opt in ("sgd", "adam"):
         tr = Trainer(cfg_for(optimizer=opt), tiny, seed=0, progress=False)
         assert not tr.opt_d.defaults.get("fused")
+
+
+# ------------------------------------------------------------------ freed memory reused
+_FAULTS = """
+import resource, sys, torch
+from ugach_core import utils
+
+def faults():  # page faults of three 64 MB tensors, written (every page touched)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        torch.ones(1 << 24)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+outside = faults()
+with utils.reuse_freed_memory() as on:
+    faults()  # the first tensor maps the pages; later ones reuse them
+    with utils.reuse_freed_memory() as inner:
+        pass
+    inside = faults()  # still on after the inner context ended
+print(outside, inside, on, inner, utils._heap_depth)
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_reuse_freed_memory_keeps_large_blocks(switch: str):
+    """In a fresh process (no large free blocks in its heap yet) glibc maps fresh pages for
+    every 64 MB tensor; inside the context a tensor allocated again reuses the freed
+    pages, nested contexts keep it on until the outermost ends, and
+    ``UGACH_REUSE_MEMORY=0`` turns it off."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "UGACH_REUSE_MEMORY": switch}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    outside, inside = int(out[0]), int(out[1])
+    assert outside > 3 * 10_000, out  # 16,384 pages a tensor, fresh each time
+    assert out[2:] == (["True", "True", "0"] if switch == "1" else ["False", "False", "0"])
+    if switch == "1":
+        assert inside < outside / 20, out
+    else:
+        assert inside > 3 * 10_000, out
+
+
+def test_reusing_freed_memory_changes_no_weight():
+    """A smoke run with and without reused memory ends with the same weights and codes."""
+    from ugach_core import utils
+    from ugach_core.data import make_synthetic
+
+    data = make_synthetic(n=300, d_img=48, d_txt=24, n_classes=4, seed=0)
+    runs = []
+    old = utils.REUSE_FREED_MEMORY
+    try:
+        for flag in (True, False):
+            utils.REUSE_FREED_MEMORY = flag
+            tr = Trainer(smoke(16), data, seed=3, progress=False)
+            tr.fit()
+            runs.append((tr.discriminator.state_dict(), tr.codes("current")))
+    finally:
+        utils.REUSE_FREED_MEMORY = old
+    (w1, c1), (w2, c2) = runs
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert all(np.array_equal(c1[m], c2[m]) for m in c1)

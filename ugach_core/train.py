@@ -44,7 +44,7 @@ from .losses import (band_score, discriminator_loss, generator_log_probs, pairwi
 from .model import CrossModalHashNet, Discriminator, Generator, input_norm
 from .retrieval import encode
 from .selection import DIRECTIONS, BestState, retrieval_map
-from .utils import atomic_write, get_device, seed_everything
+from .utils import atomic_write, get_device, reuse_freed_memory, seed_everything
 
 Triplets = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -120,6 +120,7 @@ class Trainer:
         self._pending: list[tuple[DeferredLinear, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------- Algorithm 1
+    @reuse_freed_memory()  # a step's large tensors reuse the last step's memory
     def fit(self, time_limit: float | None = None) -> list[dict[str, Any]]:
         """Pretrain D (unless resumed past it), then the remaining adversarial rounds.
 
@@ -479,7 +480,8 @@ class Trainer:
         """An error inside a stage (e.g. torch refusing NaN probabilities) while a net's
         weights are NaN/inf becomes a :class:`DivergenceError`; free unless one is raised."""
         try:
-            yield
+            with reuse_freed_memory():
+                yield
         except RuntimeError as e:
             if not isinstance(e, DivergenceError):
                 self._check_finite(round_, stage, {}, nets)

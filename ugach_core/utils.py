@@ -1,12 +1,15 @@
-"""Small shared helpers: seeding, device choice, input checks, atomic writes."""
+"""Small shared helpers: seeding, device choice, input checks, atomic writes, heap reuse."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import platform
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -79,3 +82,35 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
     return atomic_write(path, _w)
+
+
+_heap_depth = 0  # reuse_freed_memory contexts entered and on
+REUSE_FREED_MEMORY = os.environ.get("UGACH_REUSE_MEMORY", "1").strip().lower() not in (
+    "0", "false", "no")
+
+
+@contextlib.contextmanager
+def reuse_freed_memory() -> Iterator[bool]:
+    """Inside: freed memory stays in the process heap for the next allocation (glibc: no
+    ``mmap`` for large blocks, no trimming); on leaving, glibc's defaults come back and the
+    heap is trimmed.  Yields whether it is on: only on glibc, and not with
+    ``UGACH_REUSE_MEMORY=0`` (or :data:`REUSE_FREED_MEMORY` set to False).
+
+    A training step allocates the same large tensors every time (a 8192 x 4096 weight
+    gradient is 128 MB).  glibc serves each with a fresh ``mmap``, whose pages the kernel
+    zeroes on first touch, and unmaps it when it is freed: most of a batch-1 step's time.
+    The computed values do not change; ``benchmarks/bench_train.py`` measures the time."""
+    global _heap_depth
+    libc = ctypes.CDLL(None) if REUSE_FREED_MEMORY and not _heap_depth and \
+        platform.libc_ver()[0] == "glibc" else None
+    # mallopt: M_MMAP_MAX (-4) 0, no mmap for large blocks; M_TRIM_THRESHOLD (-1) 2 GB
+    if libc is not None and not (libc.mallopt(-4, 0) and libc.mallopt(-1, 2**31 - 1)):
+        libc = None
+    on = libc is not None or _heap_depth > 0
+    _heap_depth += on
+    try:
+        yield on
+    finally:
+        _heap_depth -= on
+        if libc is not None:  # glibc's defaults, and the freed memory back to the system
+            libc.mallopt(-4, 65536), libc.mallopt(-1, 128 * 1024), libc.malloc_trim(0)
