@@ -144,7 +144,7 @@ def gemm_seconds(shapes, device, sync) -> tuple[float, float]:
         a = torch.randn(mm, kk, device=device)
         b = torch.randn(kk, nn, device=device)
         flops += 2.0 * mm * kk * nn
-        secs += timeit(lambda: torch.matmul(a, b), repeat=2, sync=sync)
+        secs += timeit(lambda: torch.matmul(a, b), repeat=5, sync=sync)
     return flops, secs
 
 
