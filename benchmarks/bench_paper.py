@@ -142,6 +142,15 @@ def main() -> None:
     data = make_data(N_TRAIN, D_IMG, D_TXT)
     cfg = u.paper(BITS)
     nb = random_neighbors(n_fit_of(data, cfg))
+    # autograd as the trainer ran before it reused freed memory (glibc's malloc: every large
+    # tensor a fresh mmap), timed first: after a reuse context the heap holds large freed
+    # blocks, which glibc would then reuse anyway
+    ugach_core.utils.REUSE_FREED_MEMORY = False
+    before = u.Trainer(cfg.replace(first_layer="autograd"), data, seed=0, device=dev,
+                       progress=False, neighbors=nb)
+    t_before = run_steps(before, args.check_steps, seed=5)
+    del before
+    ugach_core.utils.REUSE_FREED_MEMORY = True
     ref, new, pert = (u.Trainer(cfg.replace(first_layer=f), data, seed=0, device=dev,
                                 progress=False, neighbors=nb)
                       for f in ("autograd", "deferred", "autograd"))
@@ -178,11 +187,6 @@ def main() -> None:
         "bits: at this width and learning rate the batch-1 trajectory amplifies "
         "rounding-sized differences, so after many steps the deferred path is as close to "
         "autograd as autograd is to itself.\n")
-    # autograd as the trainer ran before it reused freed memory (glibc's malloc: every large
-    # tensor a fresh mmap); same steps, only the time differs
-    ugach_core.utils.REUSE_FREED_MEMORY = False
-    t_before = run_steps(ref, k, seed=5)
-    ugach_core.utils.REUSE_FREED_MEMORY = True
     # --- 2. steady-state speed of the deferred path --------------------------------------
     setup = setup_seconds(new)
     t_new = run_steps(new, args.steps, seed=2)
