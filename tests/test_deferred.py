@@ -157,6 +157,9 @@ def test_readme_states_the_paper_benchmark():
     assert (f"a round {auto / dfr:.1f}x faster than autograd + SGD ({auto:,.0f} s against "
             f"{dfr:,.0f} s; 30 rounds: {30 * auto / 3600:.1f} h against "
             f"{30 * dfr / 3600:.1f} h)") in text
+    before = r["round_s_autograd_before"]
+    assert f"and {before / dfr:.1f}x faster than autograd as it ran before ({before:,.0f} s" \
+        in text
     assert (f"the same weights within {max(r['rel_diff_first'].values()):.0e}") in text
     far, pert = r["rel_diff"], r["rel_diff_perturbed"]
     assert (f"after {r['check_steps']} steps the two paths are {far['D']:.0e} (D) and "

@@ -767,6 +767,10 @@ def test_readme_speed_figures_come_from_the_benchmarks():
     train, graph, ret = _bench("train"), _bench("graph"), _bench("retrieval")
     assert f"takes {_num(p8, train):.1f}x the time of `fast`'s schedule" in text
     assert f"and {_num(p1, train):.0f}x that of `fast` as shipped" in text
+    p_before = r"Against `paper` as before: `fast@8192` \*\*([\d.]+)x\*\*"
+    p_reuse = r"reusing freed memory makes `paper`'s round ([\d.]+)x faster"
+    assert f"alone makes `paper`'s autograd round {_num(p_reuse, train):.2f}x faster" in text
+    assert f"`fast@8192` takes 1/{_num(p_before, train):.1f} of the time" in text
     d_eff, g_eff = (_num(rf"{k} epoch (\d+)%", train.split("Goal >= 50 %")[1])
                     for k in ("D", "G"))
     assert f"a D epoch reached {d_eff:.0f} % and a G epoch {g_eff:.0f} %" in text
