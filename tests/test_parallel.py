@@ -62,6 +62,9 @@ def test_data_parallel_trainer_needs_a_process_group_and_the_autograd_path(tmp_p
     try:
         with pytest.raises(ValueError, match="first_layer='autograd'"):
             DataParallelTrainer(paper(16).replace(hidden=8), data, progress=False)
+        with pytest.raises(ValueError, match="d_batches='random'"):
+            DataParallelTrainer(fast(16).replace(hidden=8, d_batches="query"), data,
+                                progress=False)
     finally:
         dist.destroy_process_group()
 

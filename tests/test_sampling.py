@@ -181,3 +181,54 @@ def test_remedy_options_are_checked(tiny_cfg):
         tiny_cfg(fn_guard=-1)
     with pytest.raises(ValueError, match="reward_band must be True or False"):
         tiny_cfg(reward_band=1)
+
+
+def test_query_batches_keep_each_querys_triplets_together():
+    gen = torch.Generator().manual_seed(0)
+    got = sampling.query_batches(7, 3, 8, gen)  # 8 // 3 = 2 queries a batch
+    assert [len(b) for b in got] == [6, 6, 6, 3]
+    assert sorted(torch.cat(got).tolist()) == list(range(21))  # every triplet once
+    for b in got:  # whole queries: rows i*3, i*3+1, i*3+2
+        rows = b.view(-1, 3)
+        assert (rows % 3 == torch.arange(3)).all() and (rows // 3 == rows[:, :1] // 3).all()
+    assert [len(b) for b in sampling.query_batches(4, 3, 1, gen)] == [3] * 4  # >= 1 query
+
+
+def test_d_step_on_whole_queries_equals_the_repeated_queries(tiny, tiny_cfg):
+    """Encoding each query once and repeating its code is the same D step as encoding it
+    once per triplet (same loss and weights up to rounding)."""
+    a, b = (Trainer(tiny_cfg(), tiny, seed=0, progress=False) for _ in range(2))
+    q = torch.tensor([3, 9, 20])
+    pos, neg = torch.tensor([1, 2, 4, 5, 6, 7]), torch.tensor([10, 11, 12, 13, 14, 15])
+    la = a.d_step(q, pos, neg, "img", a.opt_d)
+    lb = b.d_step(q.repeat_interleave(2), pos, neg, "img", b.opt_d)
+    assert la > 0 and torch.allclose(la, lb, rtol=1e-6)
+    for pa, pb in zip(a.discriminator.parameters(), b.discriminator.parameters()):
+        assert torch.allclose(pa, pb, rtol=1e-5, atol=1e-7)
+
+
+def test_query_grouped_d_batches_in_a_round(tiny, tiny_cfg, monkeypatch):
+    """d_batches="query": every D step of a round holds whole queries (one q each, its
+    n_samples triplets), every triplet once per epoch; the default draws random triplets."""
+    for mode in ("query", "random"):
+        t = Trainer(tiny_cfg(d_batches=mode, n_samples=3, d_batch=20, rounds=1), tiny, seed=0,
+                    progress=False)
+        calls, real = [], t.d_step
+        monkeypatch.setattr(t, "d_step", lambda q, pos, neg, qm, opt: calls.append(
+            (qm, q.clone(), pos.clone())) or real(q, pos, neg, qm, opt))
+        t.pretrain()
+        calls.clear()
+        t.fit()
+        n = len(t.fit_idx)
+        for qm in ("img", "txt"):
+            mine = [(q, pos) for m, q, pos in calls if m == qm]
+            assert sum(len(pos) for _, pos in mine) == 3 * n
+            if mode == "query":
+                assert len(mine) == -(-n // 6)  # 20 // 3 = 6 queries a step
+                assert sorted(torch.cat([q for q, _ in mine]).tolist()) == list(range(n))
+                assert all(len(pos) == 3 * len(q) for q, pos in mine)
+            else:
+                assert len(mine) == -(-3 * n // 20)
+                assert all(len(pos) == len(q) for q, pos in mine)
+    with pytest.raises(ValueError, match="d_batches"):
+        tiny_cfg(d_batches="grouped")

@@ -76,6 +76,9 @@ class UGACHConfig:
     d_lr: float = 1e-3
     g_lr: float = 1e-2
     d_batch: int = 1  # triplets per D step
+    # D's round batches: random triplets ("random"), or whole queries ("query": the
+    # n_samples triplets of d_batch // n_samples queries, each query encoded once)
+    d_batches: Literal["random", "query"] = "random"
     g_batch: int = 1  # queries per G step
     pool_fraction: float = 1 / 50  # candidate pool = this fraction of the training set
     pool_min: int = 20

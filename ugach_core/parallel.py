@@ -41,6 +41,9 @@ class DataParallelTrainer(Trainer):
         if self.cfg.first_layer != "autograd":
             raise ValueError("data parallelism splits batches of D steps: use a batched "
                              "preset (fast) with first_layer='autograd'")
+        if self.cfg.d_batches != "random":
+            raise ValueError("data parallelism splits D's batches by triplet: use "
+                             "d_batches='random'")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self._share = 1.0
         for opt in (self.opt_pre, self.opt_d):

@@ -21,6 +21,16 @@ def batches(n: int, size: int, gen: torch.Generator,
     return [perm[s:s + size] for s in range(0, n, size)]
 
 
+def query_batches(n: int, per_query: int, size: int, gen: torch.Generator,
+                  device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Batches of query-major triplets (query ``i`` owns rows ``i * S .. i * S + S - 1``,
+    ``S = per_query``) that keep each query's triplets together: a random permutation of
+    the ``n`` queries cut into groups of ``max(1, size // S)`` queries. Chapter 7."""
+    offsets = torch.arange(per_query, device=device)
+    return [(b[:, None] * per_query + offsets).reshape(-1)
+            for b in batches(n, max(1, size // per_query), gen, device)]
+
+
 def random_pools(n: int, size: int, b: int, gen: torch.Generator,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """``(b, size)`` candidate pools :math:`P_q`: uniform subsets of ``range(n)`` without

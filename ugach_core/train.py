@@ -168,9 +168,13 @@ class Trainer:
         .. math:: \\min_\\phi \\; \\ell\\big(f_\\phi(x^G, q)\\big), \\quad
                   f_\\phi = \\max\\big(0,\\, m + d_\\phi(q, x^M) - d_\\phi(q, x^G)\\big)
 
-        Returns the loss (on the device, no sync).  Derived in chapter 5."""
+        ``q`` holds one query per triplet, or one per ``len(pos) // len(q)`` consecutive
+        triplets (whole-query batches: each query encoded once).  Returns the loss (on the
+        device, no sync).  Derived in chapter 5."""
         xm = "txt" if qm == "img" else "img"
         h_q = self._encode(self.discriminator, qm, q)
+        if len(q) < len(pos):  # whole queries, each owning len(pos) // len(q) triplets
+            h_q = h_q.repeat_interleave(len(pos) // len(q), 0)
         h_x = self._encode(self.discriminator, xm, torch.cat([pos, neg]))  # one GEMM
         f = triplet_score(sq_dist(h_q, h_x[:len(pos)]), sq_dist(h_q, h_x[len(pos):]),
                           self.cfg.margin)
@@ -292,14 +296,19 @@ class Trainer:
         return out
 
     def train_discriminator(self, triplets: Triplets) -> float:
-        """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each."""
-        r = self.round + 1
+        """Step 2: ``d_epochs`` passes over the triplets (i2t, then t2i), ``d_batch`` each
+        (random triplets, or whole queries with ``d_batches="query"``)."""
+        cfg, r, s = self.cfg, self.round + 1, self.cfg.n_samples
+        grouped = cfg.d_batches == "query"  # triplets are query-major: s rows per query
+
+        def cut(t: int) -> list[torch.Tensor]:
+            return (sampling.query_batches(t // s, s, cfg.d_batch, self.rng, self.device)
+                    if grouped else sampling.batches(t, cfg.d_batch, self.rng, self.device))
+
         with self._stage(r, "D step", ("D",)), self.deferring(self.discriminator):
-            losses = [self.d_step(q[b], pos[b], neg[b], qm, self.opt_d)
-                      for _ in range(self.cfg.d_epochs)
-                      for key, (qm, _) in DIRECTIONS.items()
-                      for q, pos, neg in [triplets[key]]
-                      for b in sampling.batches(len(q), self.cfg.d_batch, self.rng, self.device)]
+            losses = [self.d_step(q[b][::s] if grouped else q[b], pos[b], neg[b], qm, self.opt_d)
+                      for _ in range(cfg.d_epochs) for key, (qm, _) in DIRECTIONS.items()
+                      for q, pos, neg in [triplets[key]] for b in cut(len(q))]
         loss = _mean(losses)
         self._check_finite(r, "D step", {"d_loss": loss}, ("D",))
         return loss
