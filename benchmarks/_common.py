@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 from ugach_core.book.provenance import provenance, provenance_markdown  # noqa: E402
 from ugach_core.utils import atomic_write_text  # noqa: E402
 
-SECTIONS = ("train", "paper", "paper_tags", "graph", "retrieval", "wiki_map", "scaling")
+SECTIONS = ("train", "d_batches", "paper", "paper_tags", "graph", "retrieval", "wiki_map",
+            "scaling")
 HEADER = """# Performance benchmarks
 
 Every figure below was printed by the script named in its section, in the run described
