@@ -1,7 +1,7 @@
 """Training throughput and hardware efficiency on MIRFlickr-shaped SYNTHETIC data.
 
 15,000 training pairs (13,500 fitted, 1,500 validation), 4096-d image and 1386-d text
-features, 64 bits.  Four trainers are built in one run (``paper`` twice: first with
+features, 64 bits.  Five trainers are built in one run (``paper`` twice: first with
 glibc's default allocator, as the trainer ran before ``reuse_freed_memory``, then reusing
 freed memory as ``Trainer.fit`` does now; the other rows reuse it too):
 
@@ -10,6 +10,8 @@ freed memory as ``Trainer.fit`` does now; the other rows reuse it too):
                  SGD; the preset's default deferred first layer is timed in bench_paper.py
                  (it amortises a setup over many steps, which 20 timed steps cannot show);
 * ``fast@8192``  the ``fast`` schedule with the same 8192-wide network as ``paper``;
+* ``fast@8192, whole queries``  the same with ``d_batches="query"`` (a D step holds whole
+                 queries, each encoded once; its effect on MAP: ``d_batches.py``);
 * ``fast``       the ``fast`` preset as shipped (hidden 1024).
 
 A full round of ``paper`` takes hours on a CPU, so every part of a round is timed on a
@@ -113,9 +115,9 @@ class RoundModel:
         tr.train_discriminator({k: tuple(x[:cfg.d_batch] for x in v)  # warm-up: 1 batch
                                 for k, v in trip.items()})
         t_d = timeit(lambda: tr.train_discriminator(trip), repeat=1, warmup=0, sync=self.sync)
-        per_step_d = t_d / (2 * r)
+        per_step_d = t_d / (2 * d_batches(cfg, m))
         self.step_time["D"] = per_step_d
-        d_steps = cfg.d_epochs * 2 * math.ceil(n * cfg.n_samples / cfg.d_batch)
+        d_steps = cfg.d_epochs * 2 * d_batches(cfg, n * cfg.n_samples)
         self.parts["D epoch"] = d_steps * per_step_d
         # --- G epochs: r real steps per direction (D's codes cached as in train_generator)
         t_g = {}
@@ -130,6 +132,13 @@ class RoundModel:
         self.parts["validation"] = n_all * (enc_row["img"] + enc_row["txt"]) + val_map_s
         self.d_steps, self.g_steps = d_steps, 2 * g_steps
         return self.parts
+
+
+def d_batches(cfg: u.UGACHConfig, triplets: int) -> int:
+    """D steps per direction and epoch over ``triplets`` query-major triplets."""
+    if cfg.d_batches == "query":  # whole queries: d_batch // n_samples of them a step
+        return math.ceil(triplets // cfg.n_samples / max(1, cfg.d_batch // cfg.n_samples))
+    return math.ceil(triplets / cfg.d_batch)
 
 
 def hashnet_gemms(m: int, d: int, h: int, l: int, grad: bool) -> list[tuple[int, int, int]]:
@@ -172,7 +181,9 @@ def main() -> None:
     data = make_data(args.n_train, D_IMG, D_TXT)
     paper = u.paper(BITS).replace(first_layer="autograd")
     presets = {"paper, glibc's malloc": paper, "paper": paper,
-               "fast@8192": u.fast(BITS).replace(hidden=8192), "fast": u.fast(BITS)}
+               "fast@8192": u.fast(BITS).replace(hidden=8192),
+               "fast@8192, whole queries": u.fast(BITS).replace(hidden=8192, d_batches="query"),
+               "fast": u.fast(BITS)}
     n_fit = n_fit_of(data, presets["fast"])
     nb = random_neighbors(n_fit)
     say(f"### One adversarial round, {len(data.train_idx):,} training pairs "
@@ -214,6 +225,7 @@ def main() -> None:
     say()
     before = "paper, glibc's malloc"
     r8, r1 = total[before] / total["fast@8192"], total[before] / total["fast"]
+    rq = total[before] / total["fast@8192, whole queries"]
     say(f"Timed on subsets: {args.paper_steps} D batches and {args.paper_steps} G steps per "
         f"direction for `paper`, {args.steps} for the fast schedules; encoder cost per row "
         "from 2,048 rows; each multiplied by its count in a round (columns above).\n")
@@ -226,6 +238,14 @@ def main() -> None:
         f"freed memory. Against `paper` as before: `fast@8192` **{r8:.1f}x** (goal: 50x), "
         f"`fast` {r1:.1f}x; reusing freed memory makes `paper`'s round "
         f"{total[before] / total['paper']:.2f}x faster.")
+    say()
+    say(f"`fast@8192, whole queries`: `fast@8192` with `d_batches=\"query\"` (each D step "
+        f"{presets['fast'].d_batch // presets['fast'].n_samples} whole queries with their "
+        f"{presets['fast'].n_samples} triplets, each query encoded once; its effect on MAP: "
+        f"`benchmarks/d_batches.py`): D epoch "
+        f"{rounds['fast@8192']['D epoch'] / rounds['fast@8192, whole queries']['D epoch']:.2f}x "
+        f"faster than with random batches; **`paper` as before / `fast@8192, whole queries` "
+        f"= {rq:.1f}x** (goal: 50x).")
     say()
     # ---- model check: a real round at small size against the same model -----------------
     if not args.no_check:
