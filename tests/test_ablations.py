@@ -90,7 +90,7 @@ def test_random_negatives_change_the_result_generator_default_unchanged(tiny, ti
     dict(k_img=2, k_txt=1, negatives="random"),
     dict(d_lr=3e-4, g_lr=2e-3, temperature=0.5, g_softmax="sampled", reward="log",
          reward_baseline=False, fn_guard=3, reward_band=True, n_samples=3, pool_fraction=0.3,
-         positives="distinct", g_pool_mask=False, negatives="mixed")])
+         positives="distinct", g_pool_mask=False, negatives="mixed", d_batches="query")])
 def test_shared_pretraining_gives_the_codes_of_a_separate_run(tiny, tiny_cfg, change):
     """A variant that restores a cached pretrained state ends with exactly the codes of an
     independent run of the same config (every field of POST_PRETRAIN_FIELDS acts only

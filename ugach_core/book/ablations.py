@@ -41,8 +41,8 @@ METRICS = ("map_i2t", "map_t2i", "map50_i2t", "map50_t2i")
 POST_PRETRAIN_FIELDS = ("k_img", "k_txt", "graph_metric", "rounds", "negatives", "positives",
                         "g_pool_mask", "fn_guard", "reward_band", "d_lr", "g_lr",
                         "temperature", "g_softmax", "reward", "reward_baseline", "d_epochs",
-                        "g_epochs", "d_batch", "g_batch", "n_samples", "pool_fraction",
-                        "pool_min", "eval_every")
+                        "g_epochs", "d_batch", "d_batches", "g_batch", "n_samples",
+                        "pool_fraction", "pool_min", "eval_every")
 
 
 @dataclass(frozen=True)
