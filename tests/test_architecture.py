@@ -112,8 +112,9 @@ def test_core_never_imports_the_chapter_helpers():
 
 
 def test_method_modules_are_small():
+    # every module but data/, book/ and the NOT_METHOD ones, in subpackages too
     sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()
-             if m.count(".") == 1 and m.split(".")[1] not in NOT_METHOD
+             if m != "ugach_core" and m.split(".")[1] not in NOT_METHOD
              and not m.startswith(("ugach_core.data", "ugach_core.book"))}
     assert sum(sizes.values()) <= METHOD_LINES, sorted(sizes.items(), key=lambda kv: -kv[1])
 
