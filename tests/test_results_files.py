@@ -755,6 +755,41 @@ def _table_row(text: str, start: str) -> list[str]:
     return [c.strip().strip("*") for c in row.strip("|").split("|")]
 
 
+def test_readme_whole_query_batches():
+    """README, "Speed": the whole-query D batches bullet.  Its speed figures are the ones
+    bench_train.py printed, its MAP figures the paired differences d_batches.py stored on a
+    clean commit, and "every mean under 0.001 against seed-to-seed spreads of a-b" holds."""
+    from ugach_core import fast, tuned
+
+    text = " ".join(readme_section("Speed").split())
+    train = _bench("train")
+    d_ep = _num(r"D epoch ([\d.]+)x faster than with random batches", train)
+    rq = _num(r"`fast@8192, whole queries` = ([\d.]+)x\*\*", train)
+    assert f"makes `fast@8192`'s D epoch {d_ep:.2f}x faster" in text
+    assert f"`fast@8192` takes 1/{rq:.1f} of the time of `paper` as before" in text
+    g = [float(_table_row(train, f"{p} |")[8]) for p in ("fast@8192", "fast@8192, whole queries")]
+    assert f"G epochs, the same work, differ by {abs(g[1] / g[0] - 1):.0%}".replace("%", " %") \
+        in text
+    res = json.loads((REPO / "benchmarks" / "results" / "d_batches.json").read_text())
+    assert res["provenance"]["clean"] and len(res["provenance"]["seeds"]) >= 3
+    means = []
+    for name, label in (("wikipedia", "on Wikipedia"), ("cub10", "on CUB-10"),
+                        ("mirflickr-synthetic", "on the MIRFlickr-shaped synthetic set")):
+        s = res["summary"][name]["val_best"]
+        assert f"{s['mean']:+.4f} ± {s['std']:.4f} {label}" in text
+        means.append(abs(s["mean"]))
+    spreads = [st.stdev(r["val_best"] for r in res["rows"]
+                        if (r["data"], r["d_batches"]) == key)
+               for key in {(r["data"], r["d_batches"]) for r in res["rows"]}]
+    assert max(means) < 0.001
+    assert f"every mean under 0.001 against seed-to-seed spreads of {min(spreads):.3f}-" \
+           f"{max(spreads):.3f}" in text
+    assert fast().d_batches == tuned().d_batches == "random"
+    f = fast()
+    assert f"takes {f.d_batch // f.n_samples} queries with all {f.n_samples} of their " \
+           f"triplets and encodes each query once, instead of {f.d_batch} random" in text
+
+
 def test_readme_speed_figures_come_from_the_benchmarks():
     """README, "Speed": every ratio of the train, graph and retrieval bullets (CPU and GPU)
     is the one printed in the stored section of benchmarks/RESULTS.md, and each data set
