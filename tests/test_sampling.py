@@ -205,6 +205,9 @@ def test_d_step_on_whole_queries_equals_the_repeated_queries(tiny, tiny_cfg):
     assert la > 0 and torch.allclose(la, lb, rtol=1e-6)
     for pa, pb in zip(a.discriminator.parameters(), b.discriminator.parameters()):
         assert torch.allclose(pa, pb, rtol=1e-5, atol=1e-7)
+    for bad in ((q, pos[:5], neg[:5]), (q, pos, neg[:4]), (q[:0], pos, neg)):
+        with pytest.raises(ValueError, match="whole number of triplets per query"):
+            a.d_step(*bad, "img", a.opt_d)
 
 
 def test_query_grouped_d_batches_in_a_round(tiny, tiny_cfg, monkeypatch):

@@ -172,6 +172,10 @@ class Trainer:
         triplets (whole-query batches: each query encoded once).  Returns the loss (on the
         device, no sync).  Derived in chapter 5."""
         xm = "txt" if qm == "img" else "img"
+        if len(pos) != len(neg) or len(q) == 0 or len(pos) % len(q):
+            raise ValueError(f"a D step needs as many positives as negatives and a whole "
+                             f"number of triplets per query; got {len(q)} queries, "
+                             f"{len(pos)} positives, {len(neg)} negatives")
         h_q = self._encode(self.discriminator, qm, q)
         if len(q) < len(pos):  # whole queries, each owning len(pos) // len(q) triplets
             h_q = h_q.repeat_interleave(len(pos) // len(q), 0)
