@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def test_intro_names_every_preset():
     row = next(line for line in (BOOK / "intro.md").read_text(encoding="utf-8").splitlines()
                if line.startswith("| `ugach_core.config`"))
     assert all(f"`{p}`" in row for p in PRESETS), row
+
+
+@pytest.mark.parametrize("nb", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_markdown_tables_render_as_tables(nb: Path):
+    """A code cell that displays a Markdown table needs ``mystnb.markdown_format: myst``:
+    myst-nb renders ``text/markdown`` outputs as plain CommonMark by default, which has no
+    tables, so the rows would reach the page as one paragraph of ``| a | b |`` text."""
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    bad = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+           and re.search(r"\|---|_table\(", "".join(c["source"]))
+           and re.search(r"display\(Markdown\(|md_table\(", "".join(c["source"]))
+           and c["metadata"].get("mystnb", {}).get("markdown_format") != "myst"]
+    assert not bad, f"cells {bad}: add metadata mystnb.markdown_format = 'myst'"
