@@ -809,6 +809,24 @@ def test_readme_whole_query_batches():
     rq = _num(r"`fast@8192, whole queries` = ([\d.]+)x\*\*", train)
     assert f"makes `fast@8192`'s D epoch {d_ep:.2f}x faster" in text
     assert f"`fast@8192` takes 1/{rq:.1f} of the time of `paper` as before" in text
+    # the paired repeats of the 50x comparison, and the verdict the README draws from them
+    m = re.search(r"(\d+) times in this run; ratios ([\d.x, ]+): median \*\*([\d.]+)x\*\*, "
+                  r"(\d+) of (\d+) at or above the goal of 50x", train)
+    assert m, "bench_train.py's paired repeats are missing from train.md"
+    ratios = [float(x.rstrip("x")) for x in m.group(2).split(", ")]
+    assert len(ratios) == int(m.group(1)) == int(m.group(5)) >= 3
+    assert float(m.group(3)) == round(st.median(ratios), 1)
+    assert int(m.group(4)) == sum(x >= 50 for x in ratios)
+    words = {3: "three", 4: "four", 5: "five", 6: "six"}
+    listed = ", ".join(f"{x:.1f}x" for x in ratios[:-1]) + f" and {ratios[-1]:.1f}x"
+    assert f"measured again {words[len(ratios)]} times in the same run" in text
+    assert f"the ratio was {listed} (median {st.median(ratios):.1f}x" in text
+    if st.median(ratios) < 50:
+        assert "The goal of 1/50 is **not met**" in text
+        hit = sum(x >= 50 for x in ratios)
+        assert ("none at 50x" if hit == 0 else f"{hit} of {len(ratios)} at 50x or more") in text
+    d_eff = _num(r"D epoch (\d+)%", train.split("Goal >= 50 %")[1])
+    assert f"in this run a D epoch reached {d_eff:.0f} % of the matmul throughput" in text
     g = [float(_table_row(train, f"{p} |")[8]) for p in ("fast@8192", "fast@8192, whole queries")]
     assert f"G epochs, the same work, differ by {abs(g[1] / g[0] - 1):.0%}".replace("%", " %") \
         in text
